@@ -1,0 +1,86 @@
+# Build, test and lint entry points. SAM calls the build-<LogicalId> targets
+# (template.yaml: Metadata BuildMethod makefile, CodeUri .) with ARTIFACTS_DIR
+# set; everything else is for people and CI (.ci/run).
+
+GO ?= go
+STATICCHECK_VERSION = v0.8.2
+
+# Lambda: provided.al2023 on arm64, static binary named bootstrap.
+LAMBDA_ENV = CGO_ENABLED=0 GOOS=linux GOARCH=arm64
+LAMBDA_BUILD = $(GO) build -tags lambda.norpc -trimpath -ldflags "-s -w"
+
+# `make build` writes bin/<name>/bootstrap.
+BIN = bin
+
+# `make local-ca`: CA certificate of the local WeChat Pay simulator, copied
+# into each SAM build so that SSL_CERT_FILE=/var/task/local-ca.pem (see
+# env/local.json) finds it inside the `sam local` container.
+LOCAL_CA = .local/ca.pem
+SAM_BUILD_DIR = .aws-sam/build
+
+.PHONY: build build-SendGroupFunction build-SendMiniFunction build-SendFunction \
+	build-QueryFunction test run serve lint fmt-check vet staticcheck cfn \
+	local-ca clean
+
+build-SendGroupFunction:
+	@test -n "$(ARTIFACTS_DIR)" || { echo 'ARTIFACTS_DIR is not set (sam build sets it; make build sets bin/<name>)'; exit 1; }
+	mkdir -p $(ARTIFACTS_DIR)
+	$(LAMBDA_ENV) $(LAMBDA_BUILD) -o $(ARTIFACTS_DIR)/bootstrap ./functions/sendgroup
+
+build-SendMiniFunction:
+	@test -n "$(ARTIFACTS_DIR)" || { echo 'ARTIFACTS_DIR is not set (sam build sets it; make build sets bin/<name>)'; exit 1; }
+	mkdir -p $(ARTIFACTS_DIR)
+	$(LAMBDA_ENV) $(LAMBDA_BUILD) -o $(ARTIFACTS_DIR)/bootstrap ./functions/sendmini
+
+build-SendFunction:
+	@test -n "$(ARTIFACTS_DIR)" || { echo 'ARTIFACTS_DIR is not set (sam build sets it; make build sets bin/<name>)'; exit 1; }
+	mkdir -p $(ARTIFACTS_DIR)
+	$(LAMBDA_ENV) $(LAMBDA_BUILD) -o $(ARTIFACTS_DIR)/bootstrap ./functions/send
+
+build-QueryFunction:
+	@test -n "$(ARTIFACTS_DIR)" || { echo 'ARTIFACTS_DIR is not set (sam build sets it; make build sets bin/<name>)'; exit 1; }
+	mkdir -p $(ARTIFACTS_DIR)
+	$(LAMBDA_ENV) $(LAMBDA_BUILD) -o $(ARTIFACTS_DIR)/bootstrap ./functions/query
+
+build:
+	$(MAKE) build-SendGroupFunction ARTIFACTS_DIR=$(BIN)/sendgroup
+	$(MAKE) build-SendMiniFunction ARTIFACTS_DIR=$(BIN)/sendmini
+	$(MAKE) build-SendFunction ARTIFACTS_DIR=$(BIN)/send
+	$(MAKE) build-QueryFunction ARTIFACTS_DIR=$(BIN)/query
+
+test:
+	$(GO) test -race -count=1 ./...
+
+run:
+	$(GO) run ./cmd/local run $(ARGS)
+
+serve:
+	$(GO) run ./cmd/local serve $(ARGS)
+
+lint: fmt-check vet staticcheck
+
+fmt-check:
+	@files=$$(find . -name '*.go' -not -path './.*' -not -path './bin/*' -not -path '*/testdata/*'); \
+	if [ -z "$$files" ]; then exit 0; fi; \
+	out=$$(gofmt -l $$files); \
+	if [ -n "$$out" ]; then echo "gofmt: these files need formatting:"; echo "$$out"; exit 1; fi
+
+vet:
+	$(GO) vet ./...
+
+staticcheck:
+	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) ./...
+
+cfn:
+	cfn-lint template.yaml
+	python3 deploy/sam_transform.py
+
+local-ca:
+	@if [ ! -f "$(LOCAL_CA)" ]; then echo "local-ca: $(LOCAL_CA) not found (set LOCAL_CA=path/to/simulator-ca.pem)"; exit 1; fi
+	@found=0; for d in $(SAM_BUILD_DIR)/*Function; do \
+		if [ -d "$$d" ]; then cp "$(LOCAL_CA)" "$$d/local-ca.pem"; echo "copied $(LOCAL_CA) -> $$d/local-ca.pem"; found=1; fi; \
+	done; \
+	if [ "$$found" = 0 ]; then echo "local-ca: no function builds under $(SAM_BUILD_DIR); run sam build first"; exit 1; fi
+
+clean:
+	rm -rf $(BIN) .aws-sam

@@ -1,0 +1,1244 @@
+package deploy
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"reflect"
+	"regexp"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"testing"
+
+	"gopkg.in/yaml.v3"
+)
+
+// contract is the function table of the project's external contract.
+var contract = []struct {
+	ID     string // SAM logical id
+	Dir    string // functions/<Dir>
+	Method string // API route
+	Path   string
+	Queue  bool // fed by an SQS queue of its own
+}{
+	{"SendGroupFunction", "sendgroup", "POST", "/redpacks/group", true},
+	{"SendMiniFunction", "sendmini", "POST", "/redpacks/mini", true},
+	{"SendFunction", "send", "POST", "/redpacks", true},
+	{"QueryFunction", "query", "GET", "/redpacks/{mch_billno}", false},
+}
+
+// apiGatewayTimeout is API Gateway's default integration timeout, in seconds.
+const apiGatewayTimeout = 29
+
+// input is what the checks look at: the parsed template, the Makefile text
+// and the parsed env/local.json.
+type input struct {
+	tpl      map[string]any
+	makefile string
+	localEnv map[string]any
+}
+
+type check struct {
+	name string
+	fn   func(*input) error
+}
+
+var checks = []check{
+	{"functions and build", checkFunctions},
+	{"api is IAM-only", checkAPI},
+	{"routes match contract", checkRoutes},
+	{"least-privilege roles", checkRoles},
+	{"queues and dead-letter queue", checkQueues},
+	{"runtime configuration", checkRuntimeConfig},
+	{"outputs", checkOutputs},
+	{"env/local.json", checkLocalEnv},
+}
+
+func TestTemplate(t *testing.T) {
+	in := load(t)
+	for _, c := range checks {
+		t.Run(c.name, func(t *testing.T) {
+			if err := c.fn(in); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+}
+
+// TestFunctionDirsExist: every function in the template has its package.
+func TestFunctionDirsExist(t *testing.T) {
+	for _, f := range contract {
+		dir := filepath.Join("..", "functions", f.Dir)
+		st, err := os.Stat(dir)
+		if err != nil || !st.IsDir() {
+			t.Errorf("functions/%s does not exist (%s)", f.Dir, f.ID)
+			continue
+		}
+		matches, _ := filepath.Glob(filepath.Join(dir, "*.go"))
+		if len(matches) == 0 {
+			t.Errorf("functions/%s has no Go files", f.Dir)
+		}
+	}
+}
+
+// TestChecksCatchBreakage proves each check can fail: every case breaks a
+// fresh copy of the real files in one way and expects the named check to
+// reject it.
+func TestChecksCatchBreakage(t *testing.T) {
+	cases := []struct {
+		check  string
+		name   string
+		mutate func(t *testing.T, in *input)
+	}{
+		// functions and build
+		{"functions and build", "makefile target builds another package", func(t *testing.T, in *input) {
+			in.makefile = strings.Replace(in.makefile, "./functions/sendmini", "./functions/send", 1)
+		}},
+		{"functions and build", "makefile target missing", func(t *testing.T, in *input) {
+			in.makefile = strings.Replace(in.makefile, "build-QueryFunction:", "build-Query:", 1)
+		}},
+		{"functions and build", "makefile builds amd64", func(t *testing.T, in *input) {
+			in.makefile = strings.Replace(in.makefile, "GOARCH=arm64", "GOARCH=amd64", 1)
+		}},
+		{"functions and build", "makefile target without lambda.norpc", func(t *testing.T, in *input) {
+			in.makefile = strings.Replace(in.makefile, "-tags lambda.norpc ", "", 1)
+		}},
+		{"functions and build", "wrong runtime in globals", func(t *testing.T, in *input) {
+			globalsFn(in)["Runtime"] = "go1.x"
+		}},
+		{"functions and build", "function overrides architecture", func(t *testing.T, in *input) {
+			props(in, "SendFunction")["Architectures"] = []any{"x86_64"}
+		}},
+		{"functions and build", "CodeUri is the package dir", func(t *testing.T, in *input) {
+			props(in, "SendMiniFunction")["CodeUri"] = "functions/sendmini"
+		}},
+		{"functions and build", "BuildMethod not makefile", func(t *testing.T, in *input) {
+			resource(in, "QueryFunction")["Metadata"] = map[string]any{"BuildMethod": "go1.x"}
+		}},
+		{"functions and build", "handler not bootstrap", func(t *testing.T, in *input) {
+			props(in, "SendGroupFunction")["Handler"] = "main"
+		}},
+		{"functions and build", "function missing", func(t *testing.T, in *input) {
+			delete(resources(in), "SendGroupFunction")
+		}},
+		{"functions and build", "extra function", func(t *testing.T, in *input) {
+			resources(in)["RefundFunction"] = snippet(t, `
+Type: AWS::Serverless::Function
+Properties: {CodeUri: ., Handler: bootstrap}`)
+		}},
+
+		// api
+		{"api is IAM-only", "default authorizer removed", func(t *testing.T, in *input) {
+			delete(props(in, "RedpackApi"), "Auth")
+		}},
+		{"api is IAM-only", "event overrides auth to NONE", func(t *testing.T, in *input) {
+			events(in, "SendMiniFunction")["Api"] = snippet(t, `
+Type: Api
+Properties:
+  RestApiId: !Ref RedpackApi
+  Path: /redpacks/mini
+  Method: post
+  Auth:
+    Authorizer: NONE`)
+		}},
+		{"api is IAM-only", "event on the implicit API", func(t *testing.T, in *input) {
+			delete(eventProps(in, "SendFunction", "Api"), "RestApiId")
+		}},
+		{"api is IAM-only", "HttpApi event", func(t *testing.T, in *input) {
+			events(in, "QueryFunction")["Http"] = snippet(t, `
+Type: HttpApi
+Properties: {Path: /q, Method: get}`)
+		}},
+		{"api is IAM-only", "function URL", func(t *testing.T, in *input) {
+			props(in, "SendFunction")["FunctionUrlConfig"] = map[string]any{"AuthType": "NONE"}
+		}},
+		{"api is IAM-only", "caller-credentials integration", func(t *testing.T, in *input) {
+			delete(getMap(props(in, "RedpackApi"), "Auth"), "InvokeRole")
+		}},
+		{"api is IAM-only", "no throttling", func(t *testing.T, in *input) {
+			delete(props(in, "RedpackApi"), "MethodSettings")
+		}},
+		{"api is IAM-only", "throttling above WeChat's rate", func(t *testing.T, in *input) {
+			props(in, "RedpackApi")["MethodSettings"] = snippet(t, `
+- {ResourcePath: '/*', HttpMethod: '*', ThrottlingRateLimit: 100, ThrottlingBurstLimit: 200}`)
+		}},
+
+		// routes
+		{"routes match contract", "wrong path", func(t *testing.T, in *input) {
+			eventProps(in, "SendMiniFunction", "Api")["Path"] = "/redpacks/minis"
+		}},
+		{"routes match contract", "wrong method", func(t *testing.T, in *input) {
+			eventProps(in, "SendFunction", "Api")["Method"] = "put"
+		}},
+		{"routes match contract", "route missing", func(t *testing.T, in *input) {
+			delete(events(in, "QueryFunction"), "Api")
+		}},
+		{"routes match contract", "extra route", func(t *testing.T, in *input) {
+			events(in, "QueryFunction")["List"] = snippet(t, `
+Type: Api
+Properties: {RestApiId: !Ref RedpackApi, Path: /redpacks, Method: get}`)
+		}},
+
+		// roles
+		{"least-privilege roles", "wildcard secret resource", func(t *testing.T, in *input) {
+			statement(in, "SendRole", "ReadWxpaySecret")["Resource"] = "*"
+		}},
+		{"least-privilege roles", "wildcard action", func(t *testing.T, in *input) {
+			statement(in, "SendRole", "ReadWxpaySecret")["Action"] = "secretsmanager:*"
+		}},
+		{"least-privilege roles", "secret resource is another parameter", func(t *testing.T, in *input) {
+			statement(in, "QueryRole", "ReadWxpaySecret")["Resource"] = map[string]any{"Ref": "KmsKeyArn"}
+		}},
+		{"least-privilege roles", "managed policy attached", func(t *testing.T, in *input) {
+			props(in, "SendMiniRole")["ManagedPolicyArns"] = []any{"arn:aws:iam::aws:policy/service-role/AWSLambdaSQSQueueExecutionRole"}
+		}},
+		{"least-privilege roles", "kms statement unconditional", func(t *testing.T, in *input) {
+			pol := policyStatements(in, "SendGroupRole", "read-wxpay-secret")
+			for i, st := range pol {
+				if m, ok := st.(map[string]any); ok && m["Fn::If"] != nil {
+					pol[i] = m["Fn::If"].([]any)[1]
+				}
+			}
+		}},
+		{"least-privilege roles", "SAM-generated role via Policies", func(t *testing.T, in *input) {
+			delete(props(in, "SendFunction"), "Role")
+			props(in, "SendFunction")["Policies"] = []any{"AWSSecretsManagerGetSecretValuePolicy"}
+		}},
+		{"least-privilege roles", "role consumes another function's queue", func(t *testing.T, in *input) {
+			statement(in, "SendMiniRole", "ConsumeOwnQueue")["Resource"] = snippet(t, `!GetAtt SendQueue.Arn`)
+		}},
+		{"least-privilege roles", "role writes to any log group", func(t *testing.T, in *input) {
+			statement(in, "QueryRole", "WriteOwnLogGroup")["Resource"] = "arn:aws:logs:*:*:*"
+		}},
+		{"least-privilege roles", "extra statement", func(t *testing.T, in *input) {
+			pol := policyStatements(in, "SendRole", "write-own-logs")
+			policyDoc(in, "SendRole", "write-own-logs")["Statement"] = append(pol, snippet(t, `
+{Effect: Allow, Action: s3:GetObject, Resource: !Ref WxpaySecretArn}`))
+		}},
+		{"least-privilege roles", "role assumable by another service", func(t *testing.T, in *input) {
+			props(in, "SendRole")["AssumeRolePolicyDocument"] = snippet(t, `
+Statement: [{Effect: Allow, Principal: {Service: ec2.amazonaws.com}, Action: sts:AssumeRole}]`)
+		}},
+
+		// queues
+		{"queues and dead-letter queue", "no redrive", func(t *testing.T, in *input) {
+			delete(props(in, "SendGroupQueue"), "RedrivePolicy")
+		}},
+		{"queues and dead-letter queue", "visibility timeout below function timeout", func(t *testing.T, in *input) {
+			props(in, "SendQueue")["VisibilityTimeout"] = 20
+		}},
+		{"queues and dead-letter queue", "visibility timeout below 6x function timeout", func(t *testing.T, in *input) {
+			props(in, "SendQueue")["VisibilityTimeout"] = 60
+		}},
+		{"queues and dead-letter queue", "no ReportBatchItemFailures", func(t *testing.T, in *input) {
+			delete(eventProps(in, "SendMiniFunction", "Queue"), "FunctionResponseTypes")
+		}},
+		{"queues and dead-letter queue", "batch too large", func(t *testing.T, in *input) {
+			eventProps(in, "SendMiniFunction", "Queue")["BatchSize"] = 100
+		}},
+		{"queues and dead-letter queue", "no maximum concurrency", func(t *testing.T, in *input) {
+			delete(eventProps(in, "SendFunction", "Queue"), "ScalingConfig")
+		}},
+		{"queues and dead-letter queue", "queue shared by two functions", func(t *testing.T, in *input) {
+			eventProps(in, "SendMiniFunction", "Queue")["Queue"] = snippet(t, `!GetAtt SendQueue.Arn`)
+		}},
+		{"queues and dead-letter queue", "maxReceiveCount 1", func(t *testing.T, in *input) {
+			getMap(props(in, "SendQueue"), "RedrivePolicy")["maxReceiveCount"] = 1
+		}},
+		{"queues and dead-letter queue", "redrive to a queue not in the template", func(t *testing.T, in *input) {
+			getMap(props(in, "SendQueue"), "RedrivePolicy")["deadLetterTargetArn"] = "arn:aws:sqs:us-east-1:123456789012:elsewhere"
+		}},
+		{"queues and dead-letter queue", "queue on the query function", func(t *testing.T, in *input) {
+			events(in, "QueryFunction")["Queue"] = snippet(t, `
+Type: SQS
+Properties: {Queue: !GetAtt SendQueue.Arn, BatchSize: 10, FunctionResponseTypes: [ReportBatchItemFailures]}`)
+		}},
+		{"queues and dead-letter queue", "dead-letter queue keeps messages shorter than its sources", func(t *testing.T, in *input) {
+			props(in, "RedpackDeadLetterQueue")["MessageRetentionPeriod"] = 60
+		}},
+
+		// runtime configuration
+		{"runtime configuration", "text logs", func(t *testing.T, in *input) {
+			getMap(globalsFn(in), "LoggingConfig")["LogFormat"] = "Text"
+		}},
+		{"runtime configuration", "log level not from parameter", func(t *testing.T, in *input) {
+			getMap(globalsFn(in), "LoggingConfig")["ApplicationLogLevel"] = "DEBUG"
+		}},
+		{"runtime configuration", "log level parameter allows TRACE", func(t *testing.T, in *input) {
+			getMap(getMap(in.tpl, "Parameters"), "LogLevel")["AllowedValues"] = []any{"TRACE", "DEBUG", "INFO", "WARN", "ERROR"}
+		}},
+		{"runtime configuration", "secret id hard-coded", func(t *testing.T, in *input) {
+			globalEnv(in)["WXPAY_SECRET_ID"] = "wxpay/prod"
+		}},
+		{"runtime configuration", "base URL always set", func(t *testing.T, in *input) {
+			globalEnv(in)["WXPAY_BASE_URL"] = "https://api.mch.weixin.qq.com"
+		}},
+		{"runtime configuration", "local-only variable deployed", func(t *testing.T, in *input) {
+			globalEnv(in)["SSL_CERT_FILE"] = "/var/task/local-ca.pem"
+		}},
+		{"runtime configuration", "timeout beyond API Gateway's", func(t *testing.T, in *input) {
+			globalsFn(in)["Timeout"] = 60
+		}},
+		{"runtime configuration", "reserved concurrency unconditional", func(t *testing.T, in *input) {
+			globalsFn(in)["ReservedConcurrentExecutions"] = 0
+		}},
+
+		// outputs
+		{"outputs", "ApiUrl missing", func(t *testing.T, in *input) {
+			delete(getMap(in.tpl, "Outputs"), "ApiUrl")
+		}},
+		{"outputs", "ApiUrl wrong stage", func(t *testing.T, in *input) {
+			getMap(getMap(in.tpl, "Outputs"), "ApiUrl")["Value"] = snippet(t,
+				`!Sub 'https://${RedpackApi}.execute-api.${AWS::Region}.${AWS::URLSuffix}/Prod/'`)
+		}},
+		{"outputs", "dead-letter queue URL missing", func(t *testing.T, in *input) {
+			delete(getMap(in.tpl, "Outputs"), "DeadLetterQueueUrl")
+		}},
+
+		// env/local.json
+		{"env/local.json", "variable the template does not declare", func(t *testing.T, in *input) {
+			getMap(in.localEnv, "SendFunction")["WXPAY_TYPO"] = "x"
+		}},
+		{"env/local.json", "unknown function", func(t *testing.T, in *input) {
+			in.localEnv["SendMoneyFunction"] = map[string]any{}
+		}},
+		{"env/local.json", "function without overrides", func(t *testing.T, in *input) {
+			delete(in.localEnv, "QueryFunction")
+		}},
+	}
+	byName := map[string]func(*input) error{}
+	for _, c := range checks {
+		byName[c.name] = c.fn
+	}
+	for _, tc := range cases {
+		t.Run(tc.check+"/"+tc.name, func(t *testing.T) {
+			fn := byName[tc.check]
+			if fn == nil {
+				t.Fatalf("no check %q", tc.check)
+			}
+			in := load(t)
+			if err := fn(in); err != nil {
+				t.Fatalf("check fails before the mutation: %v", err)
+			}
+			tc.mutate(t, in)
+			err := fn(in)
+			if err == nil {
+				t.Fatalf("check %q accepted the broken template", tc.check)
+			}
+			t.Logf("rejected as expected: %v", err)
+		})
+	}
+}
+
+// TestDecodeIntrinsics pins how CloudFormation short tags are decoded.
+func TestDecodeIntrinsics(t *testing.T) {
+	got := snippet(t, `
+a: !Ref X
+b: !GetAtt Q.Arn
+c: !Sub 'https://${A}/'
+d: !If [C, !Ref P, !Ref AWS::NoValue]
+e: !Not [!Equals [!Ref K, '']]
+f: !GetAtt [Q, QueueName]
+g: [1, '2', true]
+h: &anchor {x: 1}
+i: *anchor
+`)
+	want := map[string]any{
+		"a": map[string]any{"Ref": "X"},
+		"b": map[string]any{"Fn::GetAtt": []any{"Q", "Arn"}},
+		"c": map[string]any{"Fn::Sub": "https://${A}/"},
+		"d": map[string]any{"Fn::If": []any{"C", map[string]any{"Ref": "P"}, map[string]any{"Ref": "AWS::NoValue"}}},
+		"e": map[string]any{"Fn::Not": []any{map[string]any{"Fn::Equals": []any{map[string]any{"Ref": "K"}, ""}}}},
+		"f": map[string]any{"Fn::GetAtt": []any{"Q", "QueueName"}},
+		"g": []any{1, "2", true},
+		"h": map[string]any{"x": 1},
+		"i": map[string]any{"x": 1},
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("decoded\n%#v\nwant\n%#v", got, want)
+	}
+}
+
+// ---------------------------------------------------------------------------
+// Loading and decoding
+
+func load(t *testing.T) *input {
+	t.Helper()
+	raw, err := os.ReadFile(filepath.Join("..", "template.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tpl, err := parseYAML(raw)
+	if err != nil {
+		t.Fatalf("template.yaml: %v", err)
+	}
+	m, ok := tpl.(map[string]any)
+	if !ok {
+		t.Fatalf("template.yaml: top level is %T, want a mapping", tpl)
+	}
+	mk, err := os.ReadFile(filepath.Join("..", "Makefile"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	envRaw, err := os.ReadFile(filepath.Join("..", "env", "local.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var env map[string]any
+	if err := json.Unmarshal(envRaw, &env); err != nil {
+		t.Fatalf("env/local.json: %v", err)
+	}
+	return &input{tpl: m, makefile: string(mk), localEnv: env}
+}
+
+func snippet(t *testing.T, src string) any {
+	t.Helper()
+	v, err := parseYAML([]byte(src))
+	if err != nil {
+		t.Fatalf("snippet: %v", err)
+	}
+	return v
+}
+
+func parseYAML(src []byte) (any, error) {
+	var doc yaml.Node
+	if err := yaml.Unmarshal(src, &doc); err != nil {
+		return nil, err
+	}
+	if len(doc.Content) == 0 {
+		return nil, errors.New("empty document")
+	}
+	return decode(doc.Content[0])
+}
+
+// decode turns a yaml.Node into plain Go values. A node with a
+// CloudFormation short tag (!Ref, !GetAtt, !Sub, !If, ...) becomes the long
+// form: {"Ref": ...} or {"Fn::<Name>": ...}; !GetAtt A.B becomes [A, B].
+func decode(n *yaml.Node) (any, error) {
+	if n.Kind == yaml.AliasNode {
+		return decode(n.Alias)
+	}
+	if strings.HasPrefix(n.Tag, "!") && !strings.HasPrefix(n.Tag, "!!") {
+		name := strings.TrimPrefix(n.Tag, "!")
+		key := "Fn::" + name
+		if name == "Ref" || name == "Condition" {
+			key = name
+		}
+		var val any
+		switch n.Kind {
+		case yaml.ScalarNode:
+			val = n.Value
+			if name == "GetAtt" {
+				res, attr, ok := strings.Cut(n.Value, ".")
+				if !ok {
+					return nil, fmt.Errorf("line %d: !GetAtt %q has no attribute", n.Line, n.Value)
+				}
+				val = []any{res, attr}
+			}
+		default:
+			plain := *n
+			plain.Tag = ""
+			v, err := decode(&plain)
+			if err != nil {
+				return nil, err
+			}
+			val = v
+		}
+		return map[string]any{key: val}, nil
+	}
+	switch n.Kind {
+	case yaml.MappingNode:
+		m := make(map[string]any, len(n.Content)/2)
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k := n.Content[i].Value
+			if _, dup := m[k]; dup {
+				return nil, fmt.Errorf("line %d: duplicate key %q", n.Content[i].Line, k)
+			}
+			v, err := decode(n.Content[i+1])
+			if err != nil {
+				return nil, err
+			}
+			m[k] = v
+		}
+		return m, nil
+	case yaml.SequenceNode:
+		s := make([]any, 0, len(n.Content))
+		for _, c := range n.Content {
+			v, err := decode(c)
+			if err != nil {
+				return nil, err
+			}
+			s = append(s, v)
+		}
+		return s, nil
+	case yaml.ScalarNode:
+		var v any
+		if err := n.Decode(&v); err != nil {
+			return nil, fmt.Errorf("line %d: %w", n.Line, err)
+		}
+		return v, nil
+	}
+	return nil, fmt.Errorf("line %d: unexpected node kind %v", n.Line, n.Kind)
+}
+
+// ---------------------------------------------------------------------------
+// Navigation helpers (used by the checks and to break templates in tests)
+
+func getMap(m map[string]any, key string) map[string]any {
+	v, _ := m[key].(map[string]any)
+	if v == nil {
+		return map[string]any{}
+	}
+	return v
+}
+
+func resources(in *input) map[string]any { return getMap(in.tpl, "Resources") }
+
+func resource(in *input, id string) map[string]any { return getMap(resources(in), id) }
+
+func props(in *input, id string) map[string]any { return getMap(resource(in, id), "Properties") }
+
+func globalsFn(in *input) map[string]any { return getMap(getMap(in.tpl, "Globals"), "Function") }
+
+func globalEnv(in *input) map[string]any {
+	return getMap(getMap(globalsFn(in), "Environment"), "Variables")
+}
+
+func events(in *input, fn string) map[string]any { return getMap(props(in, fn), "Events") }
+
+func eventProps(in *input, fn, ev string) map[string]any {
+	return getMap(getMap(events(in, fn), ev), "Properties")
+}
+
+func policyDoc(in *input, role, name string) map[string]any {
+	pols, _ := props(in, role)["Policies"].([]any)
+	for _, p := range pols {
+		pm, _ := p.(map[string]any)
+		if pm["PolicyName"] == name {
+			return getMap(pm, "PolicyDocument")
+		}
+	}
+	return map[string]any{}
+}
+
+func policyStatements(in *input, role, name string) []any {
+	s, _ := policyDoc(in, role, name)["Statement"].([]any)
+	return s
+}
+
+// statement finds a statement by Sid in a role's inline policies.
+func statement(in *input, role, sid string) map[string]any {
+	for _, st := range roleStatements(props(in, role)) {
+		if st.body["Sid"] == sid {
+			return st.body
+		}
+	}
+	return map[string]any{}
+}
+
+// fnProp is a function's effective property: its own, else the Globals one.
+func fnProp(in *input, fn, key string) any {
+	if v, ok := props(in, fn)[key]; ok {
+		return v
+	}
+	return globalsFn(in)[key]
+}
+
+// fnEnv is a function's effective environment (Globals merged with its own).
+func fnEnv(in *input, fn string) map[string]any {
+	env := map[string]any{}
+	for k, v := range globalEnv(in) {
+		env[k] = v
+	}
+	for k, v := range getMap(getMap(props(in, fn), "Environment"), "Variables") {
+		env[k] = v
+	}
+	return env
+}
+
+func ref(v any) (string, bool) {
+	m, ok := v.(map[string]any)
+	if !ok || len(m) != 1 {
+		return "", false
+	}
+	s, ok := m["Ref"].(string)
+	return s, ok
+}
+
+func isRef(v any, name string) bool {
+	s, ok := ref(v)
+	return ok && s == name
+}
+
+// getAtt returns the resource of a {"Fn::GetAtt": [res, attr]}.
+func getAtt(v any, attr string) (string, bool) {
+	m, ok := v.(map[string]any)
+	if !ok || len(m) != 1 {
+		return "", false
+	}
+	l, ok := m["Fn::GetAtt"].([]any)
+	if !ok || len(l) != 2 || l[1] != attr {
+		return "", false
+	}
+	s, ok := l[0].(string)
+	return s, ok
+}
+
+func isNoValue(v any) bool { return isRef(v, "AWS::NoValue") }
+
+// fnIf returns the [condition, then, else] of a {"Fn::If": [...]}.
+func fnIf(v any) ([]any, bool) {
+	m, ok := v.(map[string]any)
+	if !ok || len(m) != 1 {
+		return nil, false
+	}
+	l, ok := m["Fn::If"].([]any)
+	return l, ok && len(l) == 3
+}
+
+// number resolves a literal number, or a Ref to a parameter's Default.
+func (in *input) number(v any) (float64, bool) {
+	if p, ok := ref(v); ok {
+		v = getMap(getMap(in.tpl, "Parameters"), p)["Default"]
+	}
+	switch x := v.(type) {
+	case int:
+		return float64(x), true
+	case float64:
+		return x, true
+	case string:
+		f, err := strconv.ParseFloat(x, 64)
+		return f, err == nil
+	}
+	return 0, false
+}
+
+func (in *input) ofType(typ string) []string {
+	var ids []string
+	for id := range resources(in) {
+		if resource(in, id)["Type"] == typ {
+			ids = append(ids, id)
+		}
+	}
+	sort.Strings(ids)
+	return ids
+}
+
+// refsIn lists every Ref name anywhere inside v.
+func refsIn(v any) []string {
+	var out []string
+	var walk func(any)
+	walk = func(v any) {
+		switch x := v.(type) {
+		case map[string]any:
+			if s, ok := ref(x); ok {
+				out = append(out, s)
+				return
+			}
+			for _, c := range x {
+				walk(c)
+			}
+		case []any:
+			for _, c := range x {
+				walk(c)
+			}
+		}
+	}
+	walk(v)
+	return out
+}
+
+// stringsIn lists every string scalar anywhere inside v.
+func stringsIn(v any) []string {
+	var out []string
+	var walk func(any)
+	walk = func(v any) {
+		switch x := v.(type) {
+		case string:
+			out = append(out, x)
+		case map[string]any:
+			for _, c := range x {
+				walk(c)
+			}
+		case []any:
+			for _, c := range x {
+				walk(c)
+			}
+		}
+	}
+	walk(v)
+	return out
+}
+
+type errs []error
+
+func (e *errs) add(format string, a ...any) { *e = append(*e, fmt.Errorf(format, a...)) }
+
+func (e errs) err() error { return errors.Join(e...) }
+
+// ---------------------------------------------------------------------------
+// Makefile helpers
+
+var makeVarRE = regexp.MustCompile(`^([A-Za-z_][A-Za-z0-9_]*)\s*(?:\?=|:=|::=|=)\s*(.*)$`)
+
+func makeVars(mk string) map[string]string {
+	vars := map[string]string{}
+	for _, line := range strings.Split(mk, "\n") {
+		if m := makeVarRE.FindStringSubmatch(line); m != nil {
+			vars[m[1]] = strings.TrimSpace(m[2])
+		}
+	}
+	return vars
+}
+
+var makeRefRE = regexp.MustCompile(`\$\(([A-Za-z_][A-Za-z0-9_]*)\)`)
+
+// expand replaces $(VAR) for variables the Makefile defines; others (such
+// as ARTIFACTS_DIR, which SAM provides) stay as written.
+func expand(s string, vars map[string]string) string {
+	for range 10 {
+		next := makeRefRE.ReplaceAllStringFunc(s, func(m string) string {
+			if v, ok := vars[makeRefRE.FindStringSubmatch(m)[1]]; ok {
+				return v
+			}
+			return m
+		})
+		if next == s {
+			break
+		}
+		s = next
+	}
+	return s
+}
+
+// recipe returns the recipe lines of a target, or false if it has none.
+func recipe(mk, target string) (string, bool) {
+	lines := strings.Split(mk, "\n")
+	for i, line := range lines {
+		name, _, ok := strings.Cut(line, ":")
+		if !ok || strings.TrimSpace(name) != target || strings.HasPrefix(line, "\t") {
+			continue
+		}
+		var body []string
+		for _, l := range lines[i+1:] {
+			if !strings.HasPrefix(l, "\t") {
+				break
+			}
+			body = append(body, strings.TrimPrefix(l, "\t"))
+		}
+		return strings.Join(body, "\n"), len(body) > 0
+	}
+	return "", false
+}
+
+// ---------------------------------------------------------------------------
+// Checks
+
+func checkFunctions(in *input) error {
+	var e errs
+	want := map[string]bool{}
+	vars := makeVars(in.makefile)
+	for _, f := range contract {
+		want[f.ID] = true
+		r := resource(in, f.ID)
+		if r["Type"] != "AWS::Serverless::Function" {
+			e.add("%s: missing or not an AWS::Serverless::Function (type %v)", f.ID, r["Type"])
+			continue
+		}
+		if bm := getMap(r, "Metadata")["BuildMethod"]; bm != "makefile" {
+			e.add("%s: Metadata.BuildMethod is %v, want makefile", f.ID, bm)
+		}
+		if v := fnProp(in, f.ID, "CodeUri"); v != "." {
+			e.add("%s: CodeUri is %v, want . (the Makefile and go.mod are at the root)", f.ID, v)
+		}
+		if v := fnProp(in, f.ID, "Runtime"); v != "provided.al2023" {
+			e.add("%s: Runtime is %v, want provided.al2023", f.ID, v)
+		}
+		if v := fnProp(in, f.ID, "Architectures"); !reflect.DeepEqual(v, []any{"arm64"}) {
+			e.add("%s: Architectures is %v, want [arm64]", f.ID, v)
+		}
+		if v := fnProp(in, f.ID, "Handler"); v != "bootstrap" {
+			e.add("%s: Handler is %v, want bootstrap", f.ID, v)
+		}
+
+		target := "build-" + f.ID
+		body, ok := recipe(in.makefile, target)
+		if !ok {
+			e.add("%s: Makefile has no recipe for %s", f.ID, target)
+			continue
+		}
+		body = expand(body, vars)
+		for _, need := range []string{"CGO_ENABLED=0", "GOOS=linux", "GOARCH=arm64", "-tags lambda.norpc", "-trimpath", "-o $(ARTIFACTS_DIR)/bootstrap"} {
+			if !strings.Contains(body, need) {
+				e.add("%s: Makefile %s does not contain %q", f.ID, target, need)
+			}
+		}
+		var pkgs []string
+		for _, tok := range strings.Fields(body) {
+			if strings.HasPrefix(tok, "./functions/") || strings.HasPrefix(tok, "functions/") {
+				pkgs = append(pkgs, tok)
+			}
+		}
+		if want := "./functions/" + f.Dir; len(pkgs) != 1 || pkgs[0] != want {
+			e.add("%s: Makefile %s builds %v, want exactly %s", f.ID, target, pkgs, want)
+		}
+	}
+	for _, typ := range []string{"AWS::Serverless::Function", "AWS::Lambda::Function"} {
+		for _, id := range in.ofType(typ) {
+			if !want[id] {
+				e.add("%s: function not in the contract", id)
+			}
+		}
+	}
+	return e.err()
+}
+
+func checkAPI(in *input) error {
+	var e errs
+	apis := in.ofType("AWS::Serverless::Api")
+	if len(apis) != 1 {
+		return fmt.Errorf("want exactly one AWS::Serverless::Api, got %v", apis)
+	}
+	api := apis[0]
+	auth := getMap(props(in, api), "Auth")
+	if auth["DefaultAuthorizer"] != "AWS_IAM" {
+		e.add("%s: Auth.DefaultAuthorizer is %v, want AWS_IAM", api, auth["DefaultAuthorizer"])
+	}
+	// NONE: API Gateway invokes through the functions' resource policies; the
+	// SAM default passes the caller's credentials through instead, which
+	// would also require lambda:InvokeFunction of every caller.
+	if auth["InvokeRole"] != "NONE" {
+		e.add("%s: Auth.InvokeRole is %v, want NONE", api, auth["InvokeRole"])
+	}
+	throttled := false
+	settings, _ := props(in, api)["MethodSettings"].([]any)
+	for _, s := range settings {
+		sm, _ := s.(map[string]any)
+		rate, okR := in.number(sm["ThrottlingRateLimit"])
+		burst, okB := in.number(sm["ThrottlingBurstLimit"])
+		if sm["ResourcePath"] == "/*" && sm["HttpMethod"] == "*" && okR && okB {
+			throttled = true
+			if rate <= 0 || rate > 30 {
+				e.add("%s: ThrottlingRateLimit %v outside (0, 30] (WeChat allows about 30/s)", api, rate)
+			}
+			if burst <= 0 {
+				e.add("%s: ThrottlingBurstLimit %v must be positive", api, burst)
+			}
+		}
+	}
+	if !throttled {
+		e.add("%s: no stage-wide throttling (MethodSettings /* * with rate and burst limits)", api)
+	}
+	if ids := in.ofType("AWS::Serverless::HttpApi"); len(ids) > 0 {
+		e.add("HTTP APIs %v: only the IAM-authorised REST API may front the functions", ids)
+	}
+	if _, ok := globalsFn(in)["FunctionUrlConfig"]; ok {
+		e.add("Globals: FunctionUrlConfig would expose the functions outside the API")
+	}
+	for _, f := range contract {
+		if _, ok := props(in, f.ID)["FunctionUrlConfig"]; ok {
+			e.add("%s: FunctionUrlConfig would expose the function outside the API", f.ID)
+		}
+		for name, ev := range events(in, f.ID) {
+			evm, _ := ev.(map[string]any)
+			typ := evm["Type"]
+			if typ != "Api" && typ != "SQS" {
+				e.add("%s: event %s has type %v; only Api (on %s) and SQS are allowed", f.ID, name, typ, api)
+				continue
+			}
+			if typ != "Api" {
+				continue
+			}
+			p := getMap(evm, "Properties")
+			if !isRef(p["RestApiId"], api) {
+				e.add("%s: event %s has RestApiId %v, want !Ref %s", f.ID, name, p["RestApiId"], api)
+			}
+			if a, ok := p["Auth"]; ok {
+				e.add("%s: event %s overrides Auth (%v); every route uses the API's AWS_IAM default", f.ID, name, a)
+			}
+		}
+	}
+	return e.err()
+}
+
+func checkRoutes(in *input) error {
+	type route struct{ fn, method, path string }
+	var got, want []route
+	for _, f := range contract {
+		want = append(want, route{f.ID, f.Method, f.Path})
+	}
+	for _, id := range in.ofType("AWS::Serverless::Function") {
+		for _, ev := range events(in, id) {
+			evm, _ := ev.(map[string]any)
+			if evm["Type"] != "Api" && evm["Type"] != "HttpApi" {
+				continue
+			}
+			p := getMap(evm, "Properties")
+			m, _ := p["Method"].(string)
+			path, _ := p["Path"].(string)
+			got = append(got, route{id, strings.ToUpper(m), path})
+		}
+	}
+	less := func(a, b route) int { return strings.Compare(fmt.Sprint(a), fmt.Sprint(b)) }
+	slices.SortFunc(got, less)
+	slices.SortFunc(want, less)
+	if !slices.Equal(got, want) {
+		return fmt.Errorf("routes %v, want %v", got, want)
+	}
+	return nil
+}
+
+type roleStmt struct {
+	body map[string]any
+	cond string // the Fn::If condition the statement sits under, if any
+}
+
+func roleStatements(roleProps map[string]any) []roleStmt {
+	var out []roleStmt
+	pols, _ := roleProps["Policies"].([]any)
+	for _, p := range pols {
+		doc := getMap(p.(map[string]any), "PolicyDocument")
+		sts, ok := doc["Statement"].([]any)
+		if !ok {
+			sts = []any{doc["Statement"]}
+		}
+		for _, st := range sts {
+			m, _ := st.(map[string]any)
+			if ifv, ok := m["Fn::If"].([]any); ok && len(ifv) == 3 {
+				cond, _ := ifv[0].(string)
+				for _, branch := range ifv[1:] {
+					if bm, ok := branch.(map[string]any); ok && !isNoValue(bm) {
+						out = append(out, roleStmt{bm, cond})
+					}
+				}
+				continue
+			}
+			out = append(out, roleStmt{m, ""})
+		}
+	}
+	return out
+}
+
+func checkRoles(in *input) error {
+	var e errs
+	conds := getMap(in.tpl, "Conditions")
+	kmsCond := func(c string) bool {
+		return c != "" && slices.Contains(refsIn(conds[c]), "KmsKeyArn")
+	}
+	for _, f := range contract {
+		p := props(in, f.ID)
+		if _, ok := p["Policies"]; ok {
+			e.add("%s: Policies makes SAM generate a role with managed policies; grant through the explicit role", f.ID)
+		}
+		roleID, ok := getAtt(fnProp(in, f.ID, "Role"), "Arn")
+		if !ok || resource(in, roleID)["Type"] != "AWS::IAM::Role" {
+			e.add("%s: Role must be !GetAtt <an AWS::IAM::Role of this template>.Arn, got %v", f.ID, fnProp(in, f.ID, "Role"))
+			continue
+		}
+		rp := props(in, roleID)
+		if v, ok := rp["ManagedPolicyArns"]; ok {
+			e.add("%s: managed policies %v (AWS managed policies grant on *)", roleID, v)
+		}
+		trust, _ := getMap(rp, "AssumeRolePolicyDocument")["Statement"].([]any)
+		if len(trust) == 0 {
+			e.add("%s: no trust policy", roleID)
+		}
+		for _, st := range trust {
+			sm, _ := st.(map[string]any)
+			if !reflect.DeepEqual(sm["Principal"], map[string]any{"Service": "lambda.amazonaws.com"}) || sm["Action"] != "sts:AssumeRole" {
+				e.add("%s: must be assumable by lambda.amazonaws.com only, got %v", roleID, sm)
+			}
+		}
+		logGroup, _ := ref(getMap(p, "LoggingConfig")["LogGroup"])
+		queue := ""
+		for _, ev := range events(in, f.ID) {
+			evm, _ := ev.(map[string]any)
+			if evm["Type"] == "SQS" {
+				queue, _ = getAtt(getMap(evm, "Properties")["Queue"], "Arn")
+			}
+		}
+		hasSecret := false
+		for _, st := range roleStatements(rp) {
+			b := st.body
+			for _, k := range []string{"NotAction", "NotResource", "NotPrincipal"} {
+				if _, ok := b[k]; ok {
+					e.add("%s: statement uses %s: %v", roleID, k, b)
+				}
+			}
+			if b["Effect"] != "Allow" {
+				e.add("%s: statement effect %v: %v", roleID, b["Effect"], b)
+			}
+			for _, s := range append(stringsIn(b["Resource"]), stringsIn(b["Action"])...) {
+				if strings.Contains(s, "*") {
+					e.add("%s: wildcard %q in %v", roleID, s, b)
+				}
+			}
+			var actions []string
+			switch a := b["Action"].(type) {
+			case string:
+				actions = []string{a}
+			case []any:
+				for _, x := range a {
+					s, _ := x.(string)
+					actions = append(actions, s)
+				}
+			}
+			res := b["Resource"]
+			var allowed []string
+			switch {
+			case isRef(res, "WxpaySecretArn"):
+				allowed = []string{"secretsmanager:GetSecretValue"}
+				hasSecret = true
+			case isRef(res, "KmsKeyArn"):
+				allowed = []string{"kms:Decrypt"}
+				if !kmsCond(st.cond) {
+					e.add("%s: kms:Decrypt must sit under !If on a condition testing KmsKeyArn (cond %q)", roleID, st.cond)
+				}
+			default:
+				if r, ok := getAtt(res, "Arn"); ok && r == logGroup && logGroup != "" {
+					allowed = []string{"logs:CreateLogStream", "logs:PutLogEvents"}
+				} else if ok && r == queue && queue != "" {
+					allowed = []string{"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility", "sqs:GetQueueAttributes"}
+				} else {
+					e.add("%s: resource %v is not the secret, its KMS key, %s's log group or %s's queue", roleID, res, f.ID, f.ID)
+					continue
+				}
+			}
+			if len(actions) == 0 {
+				e.add("%s: statement without actions: %v", roleID, b)
+			}
+			for _, a := range actions {
+				if !slices.Contains(allowed, a) {
+					e.add("%s: action %q not allowed on %v", roleID, a, res)
+				}
+			}
+		}
+		if !hasSecret {
+			e.add("%s: no secretsmanager:GetSecretValue on !Ref WxpaySecretArn", roleID)
+		}
+	}
+	if d := getMap(getMap(in.tpl, "Parameters"), "KmsKeyArn")["Default"]; d != "" {
+		e.add("parameter KmsKeyArn: Default is %v, want '' (optional)", d)
+	}
+	return e.err()
+}
+
+func checkQueues(in *input) error {
+	var e errs
+	owner := map[string]string{}
+	for _, f := range contract {
+		timeout, ok := in.number(fnProp(in, f.ID, "Timeout"))
+		if !ok {
+			timeout = 3 // Lambda's default
+		}
+		var sqs []map[string]any
+		for _, ev := range events(in, f.ID) {
+			if evm, _ := ev.(map[string]any); evm["Type"] == "SQS" {
+				sqs = append(sqs, getMap(evm, "Properties"))
+			}
+		}
+		if !f.Queue {
+			if len(sqs) > 0 {
+				e.add("%s: has an SQS event; the contract feeds only the send functions from queues", f.ID)
+			}
+			continue
+		}
+		if len(sqs) != 1 {
+			e.add("%s: want exactly one SQS event, got %d", f.ID, len(sqs))
+			continue
+		}
+		ev := sqs[0]
+		q, ok := getAtt(ev["Queue"], "Arn")
+		if !ok || resource(in, q)["Type"] != "AWS::SQS::Queue" {
+			e.add("%s: SQS event Queue must be !GetAtt <an AWS::SQS::Queue of this template>.Arn, got %v", f.ID, ev["Queue"])
+			continue
+		}
+		if other, dup := owner[q]; dup {
+			e.add("%s: queue %s already feeds %s (request shapes differ per function)", f.ID, q, other)
+		}
+		owner[q] = f.ID
+		if rt, _ := ev["FunctionResponseTypes"].([]any); !slices.Contains(rt, any("ReportBatchItemFailures")) {
+			e.add("%s: SQS event lacks FunctionResponseTypes [ReportBatchItemFailures]", f.ID)
+		}
+		if n, ok := in.number(ev["BatchSize"]); !ok || n < 1 || n > 10 {
+			e.add("%s: SQS BatchSize %v, want 1..10", f.ID, ev["BatchSize"])
+		}
+		if w, ok := in.number(ev["MaximumBatchingWindowInSeconds"]); ok && w > 5 {
+			e.add("%s: MaximumBatchingWindowInSeconds %v delays payments; keep it small", f.ID, w)
+		}
+		if n, ok := in.number(getMap(ev, "ScalingConfig")["MaximumConcurrency"]); !ok || n < 2 {
+			e.add("%s: SQS ScalingConfig.MaximumConcurrency %v, want >= 2", f.ID, getMap(ev, "ScalingConfig")["MaximumConcurrency"])
+		}
+
+		qp := props(in, q)
+		vis, ok := in.number(qp["VisibilityTimeout"])
+		if !ok {
+			vis = 30 // SQS default
+		}
+		if vis <= timeout {
+			e.add("%s: VisibilityTimeout %v must exceed %s's timeout %v", q, vis, f.ID, timeout)
+		} else if vis < 6*timeout {
+			e.add("%s: VisibilityTimeout %v below 6x %s's timeout %v (AWS guidance for SQS event sources)", q, vis, f.ID, timeout)
+		}
+		rp := getMap(qp, "RedrivePolicy")
+		dlq, ok := getAtt(rp["deadLetterTargetArn"], "Arn")
+		if !ok || resource(in, dlq)["Type"] != "AWS::SQS::Queue" || dlq == q {
+			e.add("%s: RedrivePolicy.deadLetterTargetArn must be !GetAtt <another queue of this template>.Arn, got %v", q, rp["deadLetterTargetArn"])
+			continue
+		}
+		if _, ok := props(in, dlq)["RedrivePolicy"]; ok {
+			e.add("%s: the dead-letter queue must not redrive further", dlq)
+		}
+		if n, ok := in.number(rp["maxReceiveCount"]); !ok || n < 2 {
+			e.add("%s: maxReceiveCount %v, want >= 2 so a transient failure is retried", q, rp["maxReceiveCount"])
+		}
+		srcRet, ok := in.number(qp["MessageRetentionPeriod"])
+		if !ok {
+			srcRet = 345600
+		}
+		dlqRet, ok := in.number(props(in, dlq)["MessageRetentionPeriod"])
+		if !ok {
+			dlqRet = 345600
+		}
+		// A standard queue's message keeps its first enqueue time in the
+		// dead-letter queue, so a shorter retention there loses messages.
+		if dlqRet <= srcRet {
+			e.add("%s: MessageRetentionPeriod %v must exceed its source %s's %v", dlq, dlqRet, q, srcRet)
+		}
+	}
+	return e.err()
+}
+
+func checkRuntimeConfig(in *input) error {
+	var e errs
+	lc := getMap(globalsFn(in), "LoggingConfig")
+	if lc["LogFormat"] != "JSON" {
+		e.add("Globals: LoggingConfig.LogFormat %v, want JSON", lc["LogFormat"])
+	}
+	if !isRef(lc["ApplicationLogLevel"], "LogLevel") {
+		e.add("Globals: LoggingConfig.ApplicationLogLevel %v, want !Ref LogLevel", lc["ApplicationLogLevel"])
+	}
+	params := getMap(in.tpl, "Parameters")
+	if av := getMap(params, "LogLevel")["AllowedValues"]; !reflect.DeepEqual(av, []any{"DEBUG", "INFO", "WARN", "ERROR"}) {
+		e.add("parameter LogLevel: AllowedValues %v, want [DEBUG INFO WARN ERROR]", av)
+	}
+	rc := globalsFn(in)["ReservedConcurrentExecutions"]
+	if ifv, ok := fnIf(rc); !ok || !isRef(ifv[1], "ReservedConcurrency") || !isNoValue(ifv[2]) {
+		e.add("Globals: ReservedConcurrentExecutions %v, want !If [<cond>, !Ref ReservedConcurrency, !Ref AWS::NoValue]", rc)
+	}
+	for _, f := range contract {
+		if t, ok := in.number(fnProp(in, f.ID, "Timeout")); !ok || t >= apiGatewayTimeout {
+			e.add("%s: Timeout %v, want below API Gateway's %d s integration timeout", f.ID, fnProp(in, f.ID, "Timeout"), apiGatewayTimeout)
+		}
+		env := fnEnv(in, f.ID)
+		if !isRef(env["WXPAY_SECRET_ID"], "WxpaySecretArn") {
+			e.add("%s: WXPAY_SECRET_ID %v, want !Ref WxpaySecretArn", f.ID, env["WXPAY_SECRET_ID"])
+		}
+		if !isRef(env["LOG_LEVEL"], "LogLevel") {
+			e.add("%s: LOG_LEVEL %v, want !Ref LogLevel", f.ID, env["LOG_LEVEL"])
+		}
+		// Unset by default: the code then uses WeChat's production and
+		// backup domains.
+		for _, k := range []string{"WXPAY_BASE_URL", "WXPAY_BACKUP_BASE_URL"} {
+			v, ok := env[k]
+			if !ok {
+				continue
+			}
+			ifv, isIf := fnIf(v)
+			if !isNoValue(v) && (!isIf || !isNoValue(ifv[2])) {
+				e.add("%s: %s %v must be unset by default (!If [<cond>, <value>, !Ref AWS::NoValue])", f.ID, k, v)
+			}
+		}
+		// Declared for sam local --env-vars only; never deployed.
+		for _, k := range []string{"AWS_ENDPOINT_URL_SECRETS_MANAGER", "SSL_CERT_FILE"} {
+			if v, ok := env[k]; ok && !isNoValue(v) {
+				e.add("%s: %s is %v; it may only be declared as !Ref AWS::NoValue", f.ID, k, v)
+			}
+		}
+		for k := range env {
+			if slices.Contains([]string{"AWS_REGION", "AWS_DEFAULT_REGION", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"}, k) {
+				e.add("%s: %s is reserved by Lambda", f.ID, k)
+			}
+		}
+	}
+	return e.err()
+}
+
+func checkOutputs(in *input) error {
+	var e errs
+	out := getMap(in.tpl, "Outputs")
+	apis := in.ofType("AWS::Serverless::Api")
+	if len(apis) == 1 {
+		api := apis[0]
+		stage, _ := props(in, api)["StageName"].(string)
+		sub, _ := getMap(getMap(out, "ApiUrl"), "Value")["Fn::Sub"].(string)
+		wantURL := fmt.Sprintf("https://${%s}.execute-api.${AWS::Region}.${AWS::URLSuffix}/%s/", api, stage)
+		if sub != wantURL {
+			e.add("output ApiUrl: %q, want !Sub %q", sub, wantURL)
+		}
+	}
+	wantRefs := map[string]string{}
+	for _, f := range contract {
+		wantRefs[f.ID+"Name"] = f.ID
+		if f.Queue {
+			for _, ev := range events(in, f.ID) {
+				evm, _ := ev.(map[string]any)
+				if evm["Type"] != "SQS" {
+					continue
+				}
+				q, _ := getAtt(getMap(evm, "Properties")["Queue"], "Arn")
+				wantRefs[q+"Url"] = q
+				dlq, _ := getAtt(getMap(props(in, q), "RedrivePolicy")["deadLetterTargetArn"], "Arn")
+				wantRefs["DeadLetterQueueUrl"] = dlq
+			}
+		}
+	}
+	for name, target := range wantRefs {
+		if v := getMap(out, name)["Value"]; !isRef(v, target) {
+			e.add("output %s: %v, want !Ref %s", name, v, target)
+		}
+	}
+	return e.err()
+}
+
+// SAM-reserved variables that sam local takes from the shell or profile.
+// They may be listed in env/local.json for tools that read it, but SAM CLI
+// ignores them there.
+var samCLIVars = []string{"AWS_REGION", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"}
+
+func checkLocalEnv(in *input) error {
+	var e errs
+	known := map[string]bool{}
+	for _, f := range contract {
+		known[f.ID] = true
+		vars, ok := in.localEnv[f.ID].(map[string]any)
+		if !ok {
+			e.add("env/local.json: no overrides for %s", f.ID)
+			continue
+		}
+		env := fnEnv(in, f.ID)
+		for k, v := range vars {
+			if _, isStr := v.(string); !isStr {
+				e.add("env/local.json: %s.%s is %T, want a string", f.ID, k, v)
+			}
+			if _, declared := env[k]; !declared && !slices.Contains(samCLIVars, k) {
+				e.add("env/local.json: %s.%s is not declared in the template, so sam local ignores it", f.ID, k)
+			}
+		}
+		for _, k := range []string{"WXPAY_SECRET_ID", "WXPAY_BASE_URL", "AWS_ENDPOINT_URL_SECRETS_MANAGER", "SSL_CERT_FILE"} {
+			if s, _ := vars[k].(string); s == "" {
+				e.add("env/local.json: %s.%s must be set for the local simulator", f.ID, k)
+			}
+		}
+	}
+	for k := range in.localEnv {
+		if !known[k] && k != "Parameters" {
+			e.add("env/local.json: %s is not a function of the template", k)
+		}
+	}
+	return e.err()
+}

@@ -1,0 +1,99 @@
+package handler
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+)
+
+// Source names an event source, as logged.
+type Source string
+
+// The event sources a function accepts.
+const (
+	SourceREST   Source = "apigw-rest"
+	SourceHTTP   Source = "apigw-http"
+	SourceSQS    Source = "sqs"
+	SourceDirect Source = "direct"
+)
+
+// envelope holds the fields that tell event shapes apart, and those the
+// functions read. Everything else in an event is ignored.
+type envelope struct {
+	Version        string `json:"version"`
+	HTTPMethod     string `json:"httpMethod"`
+	RequestContext *struct {
+		RequestID string `json:"requestId"`
+		HTTP      *struct {
+			Method string `json:"method"`
+		} `json:"http"`
+	} `json:"requestContext"`
+	Body                  *string           `json:"body"`
+	IsBase64Encoded       bool              `json:"isBase64Encoded"`
+	PathParameters        map[string]string `json:"pathParameters"`
+	QueryStringParameters map[string]string `json:"queryStringParameters"`
+	Records               []sqsRecord       `json:"Records"`
+}
+
+// sqsRecord is the part of an SQS record the functions read.
+type sqsRecord struct {
+	MessageID   string `json:"messageId"`
+	Body        string `json:"body"`
+	EventSource string `json:"eventSource"`
+}
+
+// httpRequest is an API Gateway request reduced to what the functions use.
+type httpRequest struct {
+	method string
+	body   []byte
+	path   map[string]string
+	query  map[string]string
+}
+
+// classify decodes the event's envelope and says which source sent it.
+func classify(payload []byte) (Source, *envelope, error) {
+	var env envelope
+	if err := json.Unmarshal(payload, &env); err != nil {
+		// Not an object at all: a direct invoke with a bad payload.
+		return SourceDirect, nil, nil
+	}
+	switch {
+	case env.Records != nil && len(env.Records) > 0 && env.Records[0].EventSource == "aws:sqs":
+		return SourceSQS, &env, nil
+	case env.RequestContext != nil && env.RequestContext.HTTP != nil && env.Version == "2.0":
+		return SourceHTTP, &env, nil
+	case env.RequestContext != nil && env.HTTPMethod != "":
+		return SourceREST, &env, nil
+	}
+	return SourceDirect, nil, nil
+}
+
+// errBadBase64 is an API Gateway body flagged base64 that does not decode.
+var errBadBase64 = errors.New("body is not valid base64")
+
+// request returns the HTTP request an API Gateway envelope carries.
+func (e *envelope) request(src Source) (httpRequest, error) {
+	r := httpRequest{path: e.PathParameters, query: e.QueryStringParameters}
+	if src == SourceHTTP {
+		r.method = e.RequestContext.HTTP.Method
+	} else {
+		r.method = e.HTTPMethod
+	}
+	if e.Body == nil {
+		return r, nil
+	}
+	if len(*e.Body) > maxBodySize*4/3+4 {
+		return r, errTooLarge
+	}
+	if e.IsBase64Encoded {
+		b, err := base64.StdEncoding.DecodeString(*e.Body)
+		if err != nil {
+			return r, fmt.Errorf("%w", errBadBase64)
+		}
+		r.body = b
+	} else {
+		r.body = []byte(*e.Body)
+	}
+	return r, nil
+}

@@ -1,0 +1,221 @@
+package handler
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-lambda-go/events"
+
+	"github.com/redpacket-lambda/wxredpack/internal/credstore"
+	"github.com/redpacket-lambda/wxredpack/pkg/wxpay"
+)
+
+// Handler serves one function's events. Build it once per execution
+// environment; it is safe for concurrent use.
+type Handler struct {
+	op       Operation
+	store    *credstore.Store
+	settings Settings
+	log      *slog.Logger
+	now      func() time.Time
+	// configErr, when set, is the answer to every request: the function
+	// could not be configured.
+	configErr error
+}
+
+// New returns the handler of op, taking WeChat Pay clients from store.
+func New(op Operation, store *credstore.Store, settings Settings, logger *slog.Logger) *Handler {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	return &Handler{op: op, store: store, settings: settings.withDefaults(), log: logger, now: time.Now}
+}
+
+// Invoke handles one event of any accepted shape and returns what Lambda
+// should answer: an API Gateway response, an SQS batch response, or for a
+// direct invoke the same JSON body an API caller gets. It never returns an
+// error: every outcome, even a broken event, is an answer.
+func (h *Handler) Invoke(ctx context.Context, payload json.RawMessage) (any, error) {
+	ctx, cancel := h.withReserve(ctx)
+	defer cancel()
+	src, env, _ := classify(payload)
+	switch src {
+	case SourceSQS:
+		return h.batch(ctx, env.Records), nil
+	case SourceREST, SourceHTTP:
+		a := h.http(ctx, src, env)
+		headers := map[string]string{"Content-Type": "application/json", "Cache-Control": "no-store"}
+		if src == SourceHTTP {
+			return events.APIGatewayV2HTTPResponse{StatusCode: a.status, Headers: headers, Body: string(a.body)}, nil
+		}
+		return events.APIGatewayProxyResponse{StatusCode: a.status, Headers: headers, Body: string(a.body)}, nil
+	}
+	a := h.handle(ctx, SourceDirect, httpRequest{body: payload})
+	return json.RawMessage(a.body), nil
+}
+
+// withReserve shortens the invocation's deadline so the function still has
+// time to answer (and to log) before Lambda's own timeout.
+func (h *Handler) withReserve(ctx context.Context) (context.Context, context.CancelFunc) {
+	deadline, ok := ctx.Deadline()
+	if !ok {
+		return context.WithCancel(ctx)
+	}
+	reserve := min(h.settings.Reserve, deadline.Sub(h.now())/10)
+	return context.WithDeadline(ctx, deadline.Add(-reserve))
+}
+
+// http answers one API Gateway request.
+func (h *Handler) http(ctx context.Context, src Source, env *envelope) answer {
+	r, err := env.request(src)
+	if err != nil {
+		start := h.now()
+		a := failure(call{}, &wxpay.ValidationError{Field: "body", Reason: err.Error()})
+		h.logAnswer(ctx, src, a, start)
+		return a
+	}
+	if r.method != h.op.Method() {
+		start := h.now()
+		a := failure(call{}, &wxpay.ValidationError{Field: "method", Reason: "must be " + h.op.Method()})
+		a.status = http.StatusMethodNotAllowed
+		h.logAnswer(ctx, src, a, start)
+		return a
+	}
+	return h.handle(ctx, src, r)
+}
+
+// handle decodes, validates and sends one request, and logs its line.
+func (h *Handler) handle(ctx context.Context, src Source, r httpRequest) answer {
+	start := h.now()
+	c, verr := h.op.parse(r, h.settings)
+	var a answer
+	if verr != nil {
+		a = failure(c, verr)
+	} else {
+		a = h.send(ctx, c)
+	}
+	h.logAnswer(ctx, src, a, start)
+	return a
+}
+
+// send calls WeChat Pay. When WeChat refuses the credentials (CA_ERROR,
+// SIGN_ERROR) the secret may have been rotated: the credentials are
+// fetched again and the same request, with the same billno, sent once more.
+func (h *Handler) send(ctx context.Context, c call) answer {
+	if h.configErr != nil {
+		return failure(c, h.configErr)
+	}
+	var result any
+	client, err := h.store.Client(ctx)
+	if err == nil {
+		result, err = c.send(ctx, client)
+		if wxpay.IsCredentialError(err) {
+			h.log.WarnContext(ctx, "WeChat Pay refused the credentials; fetching them again",
+				slog.String("api", h.op.API()), slog.String("mch_billno", c.billno), slog.String("err_code", codeOf(err)))
+			if fresh, rerr := h.store.Refresh(ctx, client); rerr == nil && fresh != client {
+				result, err = c.send(ctx, fresh)
+			}
+		}
+	}
+	if err != nil {
+		return failure(c, err)
+	}
+	return success(c, result, attemptsOf(result))
+}
+
+// batch handles an SQS batch: records run concurrently up to the
+// configured bound, records with the same billno one after another, and
+// every record that did not succeed is reported for retry (and, after the
+// queue's maxReceiveCount, the dead-letter queue).
+func (h *Handler) batch(ctx context.Context, records []sqsRecord) events.SQSEventResponse {
+	// Group by billno so two messages for one red packet never race.
+	type group struct{ idx []int }
+	groups := make(map[string]*group)
+	var order []*group
+	for i, rec := range records {
+		key := billnoOf(rec.Body)
+		if key == "" {
+			key = "\x00" + rec.MessageID
+		}
+		g := groups[key]
+		if g == nil {
+			g = &group{}
+			groups[key] = g
+			order = append(order, g)
+		}
+		g.idx = append(g.idx, i)
+	}
+	ok := make([]bool, len(records))
+	sem := make(chan struct{}, h.settings.SQSConcurrency)
+	var wg sync.WaitGroup
+	for _, g := range order {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for _, i := range g.idx {
+				select {
+				case sem <- struct{}{}:
+				case <-ctx.Done():
+				}
+				if ctx.Err() != nil {
+					// Not sent: SQS delivers it again later.
+					h.log.WarnContext(ctx, "record not attempted before the deadline",
+						slog.String("api", h.op.API()), slog.String("message_id", records[i].MessageID), slog.String("err_code", CodeNotAttempted))
+					continue
+				}
+				a := h.handle(ctx, SourceSQS, httpRequest{body: []byte(records[i].Body)})
+				<-sem
+				ok[i] = a.outcome == wxpay.OutcomeSuccess
+				if !ok[i] {
+					h.log.WarnContext(ctx, "record reported for retry",
+						slog.String("api", h.op.API()), slog.String("message_id", records[i].MessageID),
+						slog.String("mch_billno", a.billno), slog.String("outcome", string(a.outcome)), slog.String("err_code", a.code))
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	resp := events.SQSEventResponse{BatchItemFailures: []events.SQSBatchItemFailure{}}
+	for i, rec := range records {
+		if !ok[i] {
+			resp.BatchItemFailures = append(resp.BatchItemFailures, events.SQSBatchItemFailure{ItemIdentifier: rec.MessageID})
+		}
+	}
+	return resp
+}
+
+// billnoOf reads mch_billno from a record body without validating it.
+func billnoOf(body string) string {
+	var probe struct {
+		MchBillno string `json:"mch_billno"`
+	}
+	if json.Unmarshal([]byte(body), &probe) != nil {
+		return ""
+	}
+	return probe.MchBillno
+}
+
+func codeOf(err error) string {
+	var e *wxpay.Error
+	if errors.As(err, &e) {
+		return e.Code
+	}
+	return ""
+}
+
+func attemptsOf(result any) int {
+	switch r := result.(type) {
+	case *wxpay.SendResult:
+		return r.Attempts
+	case *wxpay.SendMiniResult:
+		return r.Attempts
+	case *wxpay.QueryResult:
+		return r.Attempts
+	}
+	return 0
+}

@@ -1,0 +1,75 @@
+package handler
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-lambda-go/lambdacontext"
+
+	"github.com/redpacket-lambda/wxredpack/pkg/wxpay"
+)
+
+// NewLogger returns the functions' logger: JSON lines on w at level, each
+// with the Lambda request id when the context carries one. Level names are
+// those of Lambda's log-level setting (DEBUG, INFO, WARN, ERROR).
+func NewLogger(w io.Writer, level string) *slog.Logger {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(strings.ToUpper(level))); err != nil {
+		lv = slog.LevelInfo
+	}
+	return slog.New(requestIDHandler{slog.NewJSONHandler(w, &slog.HandlerOptions{Level: lv})})
+}
+
+// requestIDHandler adds the Lambda request id to every record.
+type requestIDHandler struct{ slog.Handler }
+
+func (h requestIDHandler) Handle(ctx context.Context, r slog.Record) error {
+	if lc, ok := lambdacontext.FromContext(ctx); ok {
+		r.AddAttrs(slog.String("requestId", lc.AwsRequestID))
+	}
+	return h.Handler.Handle(ctx, r)
+}
+
+func (h requestIDHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
+	return requestIDHandler{h.Handler.WithAttrs(attrs)}
+}
+
+func (h requestIDHandler) WithGroup(name string) slog.Handler {
+	return requestIDHandler{h.Handler.WithGroup(name)}
+}
+
+// logAnswer writes the one line each request gets. It never includes the
+// request body, credentials or the full openid.
+func (h *Handler) logAnswer(ctx context.Context, src Source, a answer, start time.Time) {
+	level := slog.LevelInfo
+	switch {
+	case a.outcome == wxpay.OutcomeUnknown || a.status >= 500:
+		level = slog.LevelError
+	case a.outcome != wxpay.OutcomeSuccess:
+		level = slog.LevelWarn
+	}
+	h.log.LogAttrs(ctx, level, "request",
+		slog.String("function", h.op.Name()),
+		slog.String("api", h.op.API()),
+		slog.String("source", string(src)),
+		slog.String("mch_billno", a.billno),
+		slog.String("re_openid", MaskOpenID(a.openid)),
+		slog.String("outcome", string(a.outcome)),
+		slog.String("err_code", a.code),
+		slog.Int("status", a.status),
+		slog.Int("attempts", a.attempts),
+		slog.Float64("latency_ms", float64(h.now().Sub(start).Microseconds())/1000),
+	)
+}
+
+// MaskOpenID keeps the first and last four characters of an openid, enough
+// to tell users apart in logs without recording who they are.
+func MaskOpenID(openid string) string {
+	if len(openid) <= 8 {
+		return strings.Repeat("*", len(openid))
+	}
+	return openid[:4] + strings.Repeat("*", len(openid)-8) + openid[len(openid)-4:]
+}
