@@ -103,7 +103,9 @@ func failure(c call, err error) answer {
 		}
 		a.status = statusOf(werr)
 	default:
+		// An error nothing here explains: money may have moved.
 		a.status, d.Code, d.Outcome, d.Retryable = http.StatusInternalServerError, CodeInternal, string(wxpay.OutcomeUnknown), true
+		d.Message = "internal error"
 	}
 	a.outcome, a.code, a.retryable = wxpay.Outcome(d.Outcome), d.Code, d.Retryable
 	a.body, _ = json.Marshal(errorBody{Error: d, MchBillno: c.billno})

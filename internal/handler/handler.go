@@ -3,7 +3,6 @@ package handler
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"log/slog"
 	"net/http"
 	"sync"
@@ -104,24 +103,15 @@ func (h *Handler) handle(ctx context.Context, src Source, r httpRequest) answer 
 }
 
 // send calls WeChat Pay. When WeChat refuses the credentials (CA_ERROR,
-// SIGN_ERROR) the secret may have been rotated: the credentials are
-// fetched again and the same request, with the same billno, sent once more.
+// SIGN_ERROR) the secret may have been rotated: credstore.Do fetches it
+// again and sends the same request, with the same billno, once more.
 func (h *Handler) send(ctx context.Context, c call) answer {
 	if h.configErr != nil {
 		return failure(c, h.configErr)
 	}
-	var result any
-	client, err := h.store.Client(ctx)
-	if err == nil {
-		result, err = c.send(ctx, client)
-		if wxpay.IsCredentialError(err) {
-			h.log.WarnContext(ctx, "WeChat Pay refused the credentials; fetching them again",
-				slog.String("api", h.op.API()), slog.String("mch_billno", c.billno), slog.String("err_code", codeOf(err)))
-			if fresh, rerr := h.store.Refresh(ctx, client); rerr == nil && fresh != client {
-				result, err = c.send(ctx, fresh)
-			}
-		}
-	}
+	result, err := credstore.Do(ctx, h.store, func(client *wxpay.Client) (any, error) {
+		return c.send(ctx, client)
+	})
 	if err != nil {
 		return failure(c, err)
 	}
@@ -198,14 +188,6 @@ func billnoOf(body string) string {
 		return ""
 	}
 	return probe.MchBillno
-}
-
-func codeOf(err error) string {
-	var e *wxpay.Error
-	if errors.As(err, &e) {
-		return e.Code
-	}
-	return ""
 }
 
 func attemptsOf(result any) int {
