@@ -279,7 +279,6 @@ func assertNoSecrets(t testing.TB, text string, m *wxpaytest.MerchantFiles) {
 	}
 }
 
-
 func contextWithTimeout(d time.Duration) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(context.Background(), d)
 }
