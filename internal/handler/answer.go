@@ -1,6 +1,7 @@
 package handler
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -65,7 +66,7 @@ var statusByCode = map[string]int{
 
 // success answers 200 with the result's JSON.
 func success(c call, result any, attempts int) answer {
-	body, err := json.Marshal(result)
+	body, err := marshal(result)
 	if err != nil {
 		// The money moved; the answer could not be written. Say unknown
 		// so the caller queries rather than resends with a new billno.
@@ -108,7 +109,7 @@ func failure(c call, err error) answer {
 		d.Message = "internal error"
 	}
 	a.outcome, a.code, a.retryable = wxpay.Outcome(d.Outcome), d.Code, d.Retryable
-	a.body, _ = json.Marshal(errorBody{Error: d, MchBillno: c.billno})
+	a.body, _ = marshal(errorBody{Error: d, MchBillno: c.billno})
 	return a
 }
 
@@ -131,4 +132,16 @@ func statusOf(e *wxpay.Error) int {
 		return http.StatusServiceUnavailable
 	}
 	return http.StatusBadGateway
+}
+
+// marshal writes v as compact JSON without HTML escaping: the answer is
+// data for programs, and WeChat's package keeps its & as is.
+func marshal(v any) ([]byte, error) {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return bytes.TrimRight(b.Bytes(), "\n"), nil
 }

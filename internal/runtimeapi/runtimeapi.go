@@ -45,6 +45,9 @@ type invocation struct {
 
 // Result is what the function answered to one invocation.
 type Result struct {
+	// RequestID is the invocation's Lambda-Runtime-Aws-Request-Id, the
+	// requestId the function's log lines carry.
+	RequestID string
 	// Payload is the response body, or the error document when Err is set.
 	Payload []byte
 	// Err is set when the function reported an invocation error.
@@ -149,7 +152,7 @@ func (s *Server) respond(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	body, _ := io.ReadAll(r.Body)
-	inv.done <- Result{Payload: body}
+	inv.done <- Result{RequestID: inv.id, Payload: body}
 	w.WriteHeader(http.StatusAccepted)
 }
 
@@ -164,7 +167,7 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request) {
 	if json.Unmarshal(body, fe) != nil || fe.Type == "" {
 		fe = &FunctionError{Type: "Unknown", Message: strings.TrimSpace(string(body))}
 	}
-	inv.done <- Result{Payload: body, Err: fe}
+	inv.done <- Result{RequestID: inv.id, Payload: body, Err: fe}
 	w.WriteHeader(http.StatusAccepted)
 }
 

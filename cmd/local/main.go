@@ -1,0 +1,163 @@
+// Command local runs the four functions on this machine against the WeChat
+// Pay simulator, with no AWS account and no Docker.
+//
+//	go run ./cmd/local [run]   invoke every function on its events/ samples
+//	go run ./cmd/local serve   serve the API routes on http://127.0.0.1:3000
+//
+// Both modes start the simulator (pkg/wxpay/wxpaytest) and an in-process
+// Secrets Manager endpoint (internal/smtest) holding the merchant secret,
+// then build each function exactly as its bootstrap does
+// (handler.FromEnv): settings from the environment, credentials through the
+// AWS SDK's GetSecretValue, the simulator trusted through SSL_CERT_FILE.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"sync"
+	"syscall"
+
+	"github.com/redpacket-lambda/wxredpack/internal/handler"
+	"github.com/redpacket-lambda/wxredpack/internal/smtest"
+	"github.com/redpacket-lambda/wxredpack/pkg/wxpay/wxpaytest"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
+		if !errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintln(os.Stderr, "local:", err)
+		}
+		os.Exit(1)
+	}
+}
+
+// functions are the four functions in the order run invokes them: the
+// mini-program red packet first, the query last (it reads what the others
+// sent).
+var functions = []handler.Operation{handler.SendMini, handler.SendGroup, handler.Send, handler.Query}
+
+// run parses the mode and flags and runs it until done or ctx ends.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	mode := "run"
+	if len(args) > 0 && (args[0] == "run" || args[0] == "serve") {
+		mode, args = args[0], args[1:]
+	}
+	fs := flag.NewFlagSet("local "+mode, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	eventsDir := fs.String("events", "events", "the sample events folder (run)")
+	only := fs.String("function", "", "invoke only this function: sendmini, sendgroup, send or query (run)")
+	addr := fs.String("addr", "127.0.0.1:3000", "where to serve the API (serve)")
+	verbose := fs.Bool("v", false, "show the functions' INFO log lines")
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "usage: go run ./cmd/local [run|serve] [flags]\n\n")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	env, err := startEnvironment(stdout, *verbose)
+	if err != nil {
+		return err
+	}
+	defer env.close()
+	handlers := make(map[string]*handler.Handler, len(functions))
+	for _, op := range functions {
+		handlers[op.Name()] = handler.FromEnv(ctx, op)
+	}
+	if mode == "serve" {
+		return serve(ctx, *addr, handlers, env, stdout)
+	}
+	return invokeSamples(ctx, *eventsDir, *only, handlers, env, stdout)
+}
+
+// environment is the simulated world the functions run in.
+type environment struct {
+	sim *wxpaytest.Server
+	sm  *smtest.Server
+	dir string
+}
+
+const localSecretID = "wxpay/local"
+
+// serverCA is the simulator's CA, one per process: Go reads SSL_CERT_FILE
+// once, so every environment this process starts must be trusted by it.
+var serverCA = sync.OnceValues(func() (*wxpaytest.CA, error) {
+	return wxpaytest.NewCA("wxredpack local simulator CA")
+})
+
+// startEnvironment starts the simulator and Secrets Manager endpoint and
+// points this process's environment at them, as env/local.json does for
+// sam local invoke.
+func startEnvironment(stdout io.Writer, verbose bool) (*environment, error) {
+	ca, err := serverCA()
+	if err != nil {
+		return nil, fmt.Errorf("make the simulator's CA: %w", err)
+	}
+	sim, err := wxpaytest.Start(wxpaytest.Config{ServerCA: ca})
+	if err != nil {
+		return nil, fmt.Errorf("start the WeChat Pay simulator: %w", err)
+	}
+	sm, err := smtest.Start("127.0.0.1:0")
+	if err != nil {
+		sim.Close()
+		return nil, fmt.Errorf("start the Secrets Manager endpoint: %w", err)
+	}
+	env := &environment{sim: sim, sm: sm}
+	sm.Put(localSecretID, string(sim.Merchant().SecretJSON()))
+	env.dir, err = os.MkdirTemp("", "wxredpack-local-")
+	if err != nil {
+		env.close()
+		return nil, err
+	}
+	caFile := filepath.Join(env.dir, "ca.pem")
+	if err := os.WriteFile(caFile, sim.CAPEM(), 0o600); err != nil {
+		env.close()
+		return nil, err
+	}
+	level := "WARN"
+	if verbose {
+		level = "INFO"
+	}
+	vars := map[string]string{
+		"WXPAY_SECRET_ID":                  localSecretID,
+		"WXPAY_BASE_URL":                   sim.URL,
+		"WXPAY_BACKUP_BASE_URL":            "",
+		"WXPAY_APPID":                      "wx8888888888888888",
+		"AWS_ENDPOINT_URL_SECRETS_MANAGER": sm.URL(),
+		"AWS_REGION":                       "us-east-1",
+		"AWS_ACCESS_KEY_ID":                "local",
+		"AWS_SECRET_ACCESS_KEY":            "local",
+		"AWS_SESSION_TOKEN":                "",
+		"AWS_PROFILE":                      "",
+		"AWS_CONFIG_FILE":                  filepath.Join(env.dir, "no-aws-config"),
+		"AWS_SHARED_CREDENTIALS_FILE":      filepath.Join(env.dir, "no-aws-credentials"),
+		"AWS_EC2_METADATA_DISABLED":        "true",
+		"SSL_CERT_FILE":                    caFile,
+		"AWS_LAMBDA_LOG_LEVEL":             level,
+	}
+	for k, v := range vars {
+		if err := os.Setenv(k, v); err != nil {
+			env.close()
+			return nil, err
+		}
+	}
+	fmt.Fprintf(stdout, "WeChat Pay simulator  %s  (mch_id %s)\n", sim.URL, sim.Merchant().MchID)
+	fmt.Fprintf(stdout, "Secrets Manager       %s  (secret %s)\n\n", sm.URL(), localSecretID)
+	return env, nil
+}
+
+func (e *environment) close() {
+	e.sim.Close()
+	e.sm.Close()
+	if e.dir != "" {
+		os.RemoveAll(e.dir)
+	}
+}
