@@ -1,0 +1,180 @@
+// Command wxpaysim runs the WeChat Pay red packet simulator
+// (pkg/wxpay/wxpaytest) as a standalone HTTPS server for local runs of the
+// functions: sendgroupredpack, sendminiprogramhb, sendredpack and
+// gethbinfo over mutual TLS, with a ledger and WeChat's limits.
+//
+// It writes the credentials to -dir (ca.pem for SSL_CERT_FILE, the merchant
+// certificate and key as PEM and PKCS#12, secret.json in the project's
+// secret shape) and prints the environment a client needs. A restart with
+// the same -dir keeps the CA and the merchant credentials, so clients and a
+// stored secret keep working; -fresh makes new ones. With -secrets-addr it
+// also serves a fake Secrets Manager holding the secret as -secret-id.
+//
+// Usage:
+//
+//	go run ./cmd/wxpaysim [-addr 127.0.0.1:8443] [-backup-addr 127.0.0.1:8444]
+//	    [-dir .local/wxpaysim] [-mch-id 1900000109] [-balance fen] [-rps n]
+//	    [-hosts host.docker.internal] [-secrets-addr 127.0.0.1:4566]
+//	    [-secret-id wxpay/local] [-fresh] [-v]
+//
+// It runs until SIGINT or SIGTERM.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/redpacket-lambda/wxredpack/internal/smtest"
+	"github.com/redpacket-lambda/wxredpack/pkg/wxpay/wxpaytest"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	err := run(ctx, os.Args[1:], os.Stdout)
+	switch {
+	case err == nil, errors.Is(err, flag.ErrHelp):
+	case errors.Is(err, errUsage):
+		os.Exit(2)
+	default:
+		fmt.Fprintln(os.Stderr, "wxpaysim:", err)
+		os.Exit(1)
+	}
+}
+
+// errUsage is a bad command line, already reported by the flag package.
+var errUsage = errors.New("usage")
+
+// run starts the simulator as args say, prints what to set to stdout and
+// serves until ctx ends.
+func run(ctx context.Context, args []string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("wxpaysim", flag.ContinueOnError)
+	addr := fs.String("addr", "127.0.0.1:8443", "`address` of the primary endpoint (api.mch.weixin.qq.com); port 0 picks one")
+	backupAddr := fs.String("backup-addr", "", "`address` of the backup endpoint (api2.mch.weixin.qq.com); empty for none")
+	dir := fs.String("dir", ".local", "`directory` for ca.pem, the merchant credentials and secret.json")
+	mchID := fs.String("mch-id", wxpaytest.DefaultMchID, "the simulated merchant's mch_id")
+	balance := fs.Int64("balance", wxpaytest.DefaultBalance, "the merchant's balance in `fen`")
+	rps := fs.Int("rps", 0, "requests per second before FREQ_LIMIT (0: no limit)")
+	hosts := fs.String("hosts", "", "extra comma-separated `names` for the server certificate (e.g. host.docker.internal)")
+	secretsAddr := fs.String("secrets-addr", "", "`address` of a fake Secrets Manager endpoint serving the secret; empty for none")
+	secretID := fs.String("secret-id", "wxpay/local", "`name` of the secret the fake Secrets Manager holds")
+	fresh := fs.Bool("fresh", false, "make a new CA and new merchant credentials even if -dir has some")
+	verbose := fs.Bool("v", false, "log every request to stderr")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return errUsage
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(fs.Output(), "wxpaysim: unexpected arguments %q\n", fs.Args())
+		return errUsage
+	}
+	if *balance < 0 || *rps < 0 {
+		fmt.Fprintln(fs.Output(), "wxpaysim: -balance and -rps must not be negative")
+		return errUsage
+	}
+
+	cfg := wxpaytest.Config{
+		MchID:      *mchID,
+		Addr:       *addr,
+		BackupAddr: *backupAddr,
+		Limits:     wxpaytest.Limits{RequestsPerSecond: *rps},
+	}
+	for _, h := range strings.Split(*hosts, ",") {
+		if h = strings.TrimSpace(h); h != "" {
+			cfg.Hosts = append(cfg.Hosts, h)
+		}
+	}
+	if *verbose {
+		logger := log.New(os.Stderr, "", log.LstdFlags)
+		cfg.Logf = logger.Printf
+	}
+	state := "new"
+	if !*fresh {
+		if saved, ok := reusable(*dir, *mchID); ok {
+			cfg.ServerCA, cfg.MerchantCA, cfg.Merchant = saved.ServerCA, saved.MerchantCA, saved.Merchant
+			state = "reused"
+		}
+	}
+
+	s, err := wxpaytest.Start(cfg)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	s.SetBalance(*balance)
+	files, err := s.WriteFiles(*dir)
+	if err != nil {
+		return err
+	}
+
+	var sm *smtest.Server
+	if *secretsAddr != "" {
+		if sm, err = smtest.Start(*secretsAddr); err != nil {
+			return err
+		}
+		defer sm.Close()
+		sm.Put(*secretID, string(s.Merchant().SecretJSON()))
+	}
+
+	m := s.Merchant()
+	out := &strings.Builder{}
+	fmt.Fprintf(out, "wxpaysim: WeChat Pay red packet simulator, mch_id %s, balance %d fen\n", m.MchID, s.Balance())
+	fmt.Fprintf(out, "  primary   %s\n", s.URL)
+	if s.BackupURL != "" {
+		fmt.Fprintf(out, "  backup    %s\n", s.BackupURL)
+	}
+	fmt.Fprintf(out, "  files     %s (%s credentials, certificate expires %s)\n", files.Dir, state, m.Certificate.NotAfter.Format(time.DateOnly))
+	if sm != nil {
+		fmt.Fprintf(out, "  secrets   %s (secret %s)\n", sm.URL(), *secretID)
+	}
+	fmt.Fprintf(out, "\nSet:\n")
+	for _, line := range files.EnvLines {
+		fmt.Fprintf(out, "export %s\n", line)
+	}
+	if sm != nil {
+		fmt.Fprintf(out, "export AWS_ENDPOINT_URL_SECRETS_MANAGER=%s\n", sm.URL())
+		fmt.Fprintf(out, "export WXPAY_SECRET_ID=%s\n", *secretID)
+	}
+	fmt.Fprintf(out, "\nSecret (PEM pair): %s\n", files.Secret)
+	fmt.Fprintf(out, "Secret (PKCS#12):  %s\n", files.SecretP12)
+	fmt.Fprintf(out, "aws secretsmanager create-secret --name %s --secret-string file://%s\n", *secretID, files.Secret)
+	fmt.Fprintf(out, "\nServing until interrupted.\n")
+	if _, err := io.WriteString(stdout, out.String()); err != nil {
+		return err
+	}
+
+	<-ctx.Done()
+	fmt.Fprintf(stdout, "wxpaysim: stopping after %d requests, %d red packets paid\n", s.Requests(), s.TotalPayments())
+	return nil
+}
+
+// reusable loads the credentials a previous run left in dir, if they are
+// complete, for mchID and not about to expire.
+func reusable(dir, mchID string) (*wxpaytest.Config, bool) {
+	saved, err := wxpaytest.LoadDir(dir)
+	if err != nil {
+		if !errors.Is(err, os.ErrNotExist) {
+			fmt.Fprintf(os.Stderr, "wxpaysim: not reusing %s: %v\n", dir, err)
+		}
+		return nil, false
+	}
+	if saved.Merchant.MchID != mchID {
+		fmt.Fprintf(os.Stderr, "wxpaysim: %s holds mch_id %s, making new credentials for %s\n", dir, saved.Merchant.MchID, mchID)
+		return nil, false
+	}
+	if time.Until(saved.Merchant.Certificate.NotAfter) < 24*time.Hour {
+		return nil, false
+	}
+	return saved, true
+}
