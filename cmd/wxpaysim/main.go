@@ -13,7 +13,7 @@
 // Usage:
 //
 //	go run ./cmd/wxpaysim [-addr 127.0.0.1:8443] [-backup-addr 127.0.0.1:8444]
-//	    [-dir .local/wxpaysim] [-mch-id 1900000109] [-balance fen] [-rps n]
+//	    [-dir .local] [-mch-id 1900000109] [-balance fen] [-rps n]
 //	    [-hosts host.docker.internal] [-secrets-addr 127.0.0.1:4566]
 //	    [-secret-id wxpay/local] [-fresh] [-v]
 //
