@@ -263,7 +263,10 @@ func (c *Client) roomFor(ctx context.Context, wait time.Duration) bool {
 		return true
 	}
 	const minTry = 500 * time.Millisecond
-	return deadline.Sub(c.now()) > wait+minTry
+	// The deadline is a wall-clock instant (context.WithTimeout reads
+	// time.Now), so it is compared with the real clock, never Config.Now,
+	// which may be a fake one far from it.
+	return time.Until(deadline) > wait+minTry
 }
 
 // attempt sends one request and classifies its answer.

@@ -7,6 +7,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"io"
 	"time"
 
 	"software.sslmate.com/src/go-pkcs12"
@@ -30,11 +31,31 @@ func (c *Credentials) String() string {
 	if c == nil {
 		return "wxpay.Credentials(nil)"
 	}
-	return fmt.Sprintf("wxpay.Credentials{MchID: %q, APIKey: [redacted], Certificate: %s}", c.MchID, describeCert(c.Certificate.Leaf))
+	return c.describe()
 }
 
 // GoString is String, so %#v does not print the key either.
 func (c *Credentials) GoString() string { return c.String() }
+
+// Format prints the description String gives for every verb, and for a
+// Credentials value as well as a pointer: without it fmt.Sprint(*c), or %d
+// and %x of a pointer, would print the APIv2 key and the private key field
+// by field.
+func (c Credentials) Format(f fmt.State, verb rune) {
+	if verb == 'q' {
+		fmt.Fprintf(f, "%q", c.describe())
+		return
+	}
+	io.WriteString(f, c.describe())
+}
+
+func (c *Credentials) describe() string {
+	leaf := c.Certificate.Leaf
+	if leaf == nil && len(c.Certificate.Certificate) > 0 {
+		leaf, _ = x509.ParseCertificate(c.Certificate.Certificate[0])
+	}
+	return fmt.Sprintf("wxpay.Credentials{MchID: %q, APIKey: [redacted], Certificate: %s}", c.MchID, describeCert(leaf))
+}
 
 func describeCert(leaf *x509.Certificate) string {
 	if leaf == nil {

@@ -70,32 +70,59 @@ const (
 // its signed fields.
 type request interface {
 	Validate() error
-	fieldList(mchID, nonce string) []field
+	appendFields(dst []field, mchID, nonce string) []field
 }
 
-// build validates r and returns its signed <xml> body with a fresh nonce.
-func (c *Client) build(r request) ([]byte, error) {
+// prepare validates r and returns a fresh nonce for it.
+func (c *Client) prepare(r request) (string, error) {
 	if err := r.Validate(); err != nil {
-		return nil, err
+		return "", err
 	}
-	nonce, err := c.nonce()
+	return c.nonce()
+}
+
+// Each Build method lists its request's fields in an array on its own
+// stack: through the request interface the slice would escape to the heap.
+
+// BuildSendGroup validates r and returns the signed request body.
+func (c *Client) BuildSendGroup(r *SendGroupRequest) ([]byte, error) {
+	nonce, err := c.prepare(r)
 	if err != nil {
 		return nil, err
 	}
-	return buildBody(r.fieldList(c.creds.MchID, nonce), c.creds.APIKey), nil
+	var fields [maxFields]field
+	return buildBody(r.appendFields(fields[:0], c.creds.MchID, nonce), c.creds.APIKey), nil
 }
 
-// BuildSendGroup validates r and returns the signed request body.
-func (c *Client) BuildSendGroup(r *SendGroupRequest) ([]byte, error) { return c.build(r) }
-
 // BuildSendMini validates r and returns the signed request body.
-func (c *Client) BuildSendMini(r *SendMiniRequest) ([]byte, error) { return c.build(r) }
+func (c *Client) BuildSendMini(r *SendMiniRequest) ([]byte, error) {
+	nonce, err := c.prepare(r)
+	if err != nil {
+		return nil, err
+	}
+	var fields [maxFields]field
+	return buildBody(r.appendFields(fields[:0], c.creds.MchID, nonce), c.creds.APIKey), nil
+}
 
 // BuildSend validates r and returns the signed request body.
-func (c *Client) BuildSend(r *SendRequest) ([]byte, error) { return c.build(r) }
+func (c *Client) BuildSend(r *SendRequest) ([]byte, error) {
+	nonce, err := c.prepare(r)
+	if err != nil {
+		return nil, err
+	}
+	var fields [maxFields]field
+	return buildBody(r.appendFields(fields[:0], c.creds.MchID, nonce), c.creds.APIKey), nil
+}
 
 // BuildQuery validates r and returns the signed request body.
-func (c *Client) BuildQuery(r *QueryRequest) ([]byte, error) { return c.build(r) }
+func (c *Client) BuildQuery(r *QueryRequest) ([]byte, error) {
+	nonce, err := c.prepare(r)
+	if err != nil {
+		return nil, err
+	}
+	var fields [maxFields]field
+	return buildBody(r.appendFields(fields[:0], c.creds.MchID, nonce), c.creds.APIKey), nil
+}
 
 // SendGroupRedpack sends a fission red packet (sendgroupredpack). An
 // invalid request returns a *ValidationError before anything is sent; a

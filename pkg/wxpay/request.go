@@ -79,6 +79,11 @@ const NotifyWayMiniProgram = "MINI_PROGRAM_JSAPI"
 // AmtTypeAllRand is sendgroupredpack's only amt_type.
 const AmtTypeAllRand = "ALL_RAND"
 
+// maxFields is the most fields a request signs (sendgroupredpack and
+// sendredpack have 17), so that a request's fields fit in an array on the
+// stack.
+const maxFields = 17
+
 // The fields each API knows, sorted bytewise: the order they are signed in.
 // An unknown field makes WeChat answer SIGN_ERROR, so nothing else is sent.
 var (
@@ -88,80 +93,84 @@ var (
 	QueryFields     = []string{"appid", "bill_type", "mch_billno", "mch_id", "nonce_str"}
 )
 
-// fieldList returns the request's signed fields in SendGroupFields order.
-func (r *SendGroupRequest) fieldList(mchID, nonce string) []field {
-	return []field{
-		{"act_name", r.ActName},
-		{"amt_type", r.AmtType},
-		{"consume_mch_id", r.ConsumeMchID},
-		{"mch_billno", r.MchBillno},
-		{"mch_id", mchID},
-		{"msgappid", r.MsgAppID},
-		{"nonce_str", nonce},
-		{"re_openid", r.ReOpenID},
-		{"remark", r.Remark},
-		{"risk_info", r.RiskInfo},
-		{"scene_id", r.SceneID},
-		{"send_name", r.SendName},
-		{"sub_mch_id", r.SubMchID},
-		{"total_amount", strconv.FormatInt(r.TotalAmount, 10)},
-		{"total_num", strconv.FormatInt(r.TotalNum, 10)},
-		{"wishing", r.Wishing},
-		{"wxappid", r.WxAppID},
-	}
+// appendFields appends the request's signed fields to dst in SendGroupFields
+// order.
+func (r *SendGroupRequest) appendFields(dst []field, mchID, nonce string) []field {
+	return append(dst,
+		field{"act_name", r.ActName},
+		field{"amt_type", r.AmtType},
+		field{"consume_mch_id", r.ConsumeMchID},
+		field{"mch_billno", r.MchBillno},
+		field{"mch_id", mchID},
+		field{"msgappid", r.MsgAppID},
+		field{"nonce_str", nonce},
+		field{"re_openid", r.ReOpenID},
+		field{"remark", r.Remark},
+		field{"risk_info", r.RiskInfo},
+		field{"scene_id", r.SceneID},
+		field{"send_name", r.SendName},
+		field{"sub_mch_id", r.SubMchID},
+		field{"total_amount", strconv.FormatInt(r.TotalAmount, 10)},
+		field{"total_num", strconv.FormatInt(r.TotalNum, 10)},
+		field{"wishing", r.Wishing},
+		field{"wxappid", r.WxAppID},
+	)
 }
 
-// fieldList returns the request's signed fields in SendMiniFields order.
-func (r *SendMiniRequest) fieldList(mchID, nonce string) []field {
-	return []field{
-		{"act_name", r.ActName},
-		{"mch_billno", r.MchBillno},
-		{"mch_id", mchID},
-		{"nonce_str", nonce},
-		{"notify_way", NotifyWayMiniProgram},
-		{"re_openid", r.ReOpenID},
-		{"remark", r.Remark},
-		{"scene_id", r.SceneID},
-		{"send_name", r.SendName},
-		{"total_amount", strconv.FormatInt(r.TotalAmount, 10)},
-		{"total_num", strconv.FormatInt(r.TotalNum, 10)},
-		{"wishing", r.Wishing},
-		{"wxappid", r.WxAppID},
-	}
+// appendFields appends the request's signed fields to dst in SendMiniFields
+// order.
+func (r *SendMiniRequest) appendFields(dst []field, mchID, nonce string) []field {
+	return append(dst,
+		field{"act_name", r.ActName},
+		field{"mch_billno", r.MchBillno},
+		field{"mch_id", mchID},
+		field{"nonce_str", nonce},
+		field{"notify_way", NotifyWayMiniProgram},
+		field{"re_openid", r.ReOpenID},
+		field{"remark", r.Remark},
+		field{"scene_id", r.SceneID},
+		field{"send_name", r.SendName},
+		field{"total_amount", strconv.FormatInt(r.TotalAmount, 10)},
+		field{"total_num", strconv.FormatInt(r.TotalNum, 10)},
+		field{"wishing", r.Wishing},
+		field{"wxappid", r.WxAppID},
+	)
 }
 
-// fieldList returns the request's signed fields in SendFields order.
-func (r *SendRequest) fieldList(mchID, nonce string) []field {
-	return []field{
-		{"act_name", r.ActName},
-		{"client_ip", r.ClientIP},
-		{"consume_mch_id", r.ConsumeMchID},
-		{"mch_billno", r.MchBillno},
-		{"mch_id", mchID},
-		{"msgappid", r.MsgAppID},
-		{"nonce_str", nonce},
-		{"re_openid", r.ReOpenID},
-		{"remark", r.Remark},
-		{"risk_info", r.RiskInfo},
-		{"scene_id", r.SceneID},
-		{"send_name", r.SendName},
-		{"sub_mch_id", r.SubMchID},
-		{"total_amount", strconv.FormatInt(r.TotalAmount, 10)},
-		{"total_num", strconv.FormatInt(r.TotalNum, 10)},
-		{"wishing", r.Wishing},
-		{"wxappid", r.WxAppID},
-	}
+// appendFields appends the request's signed fields to dst in SendFields
+// order.
+func (r *SendRequest) appendFields(dst []field, mchID, nonce string) []field {
+	return append(dst,
+		field{"act_name", r.ActName},
+		field{"client_ip", r.ClientIP},
+		field{"consume_mch_id", r.ConsumeMchID},
+		field{"mch_billno", r.MchBillno},
+		field{"mch_id", mchID},
+		field{"msgappid", r.MsgAppID},
+		field{"nonce_str", nonce},
+		field{"re_openid", r.ReOpenID},
+		field{"remark", r.Remark},
+		field{"risk_info", r.RiskInfo},
+		field{"scene_id", r.SceneID},
+		field{"send_name", r.SendName},
+		field{"sub_mch_id", r.SubMchID},
+		field{"total_amount", strconv.FormatInt(r.TotalAmount, 10)},
+		field{"total_num", strconv.FormatInt(r.TotalNum, 10)},
+		field{"wishing", r.Wishing},
+		field{"wxappid", r.WxAppID},
+	)
 }
 
-// fieldList returns the request's signed fields in QueryFields order.
-func (r *QueryRequest) fieldList(mchID, nonce string) []field {
-	return []field{
-		{"appid", r.AppID},
-		{"bill_type", "MCHT"},
-		{"mch_billno", r.MchBillno},
-		{"mch_id", mchID},
-		{"nonce_str", nonce},
-	}
+// appendFields appends the request's signed fields to dst in QueryFields
+// order.
+func (r *QueryRequest) appendFields(dst []field, mchID, nonce string) []field {
+	return append(dst,
+		field{"appid", r.AppID},
+		field{"bill_type", "MCHT"},
+		field{"mch_billno", r.MchBillno},
+		field{"mch_id", mchID},
+		field{"nonce_str", nonce},
+	)
 }
 
 // buildBody signs fields (sorted, empty values skipped) with key and

@@ -69,11 +69,21 @@ func VerifySign(params Params, key string) bool {
 // signFields appends the upper-case hex signature of fields, which must be
 // sorted by name, to dst. Empty values and a sign field are skipped.
 func signFields(dst []byte, fields []field, key string, t SignType) []byte {
-	n := len("key=") + len(key)
-	for _, f := range fields {
-		n += len(f.name) + len(f.value) + 2
+	if t == SignHMACSHA256 {
+		mac := hmac.New(sha256.New, []byte(key))
+		mac.Write(appendSignString(nil, fields, key))
+		return appendUpperHex(dst, mac.Sum(nil))
 	}
-	buf := make([]byte, 0, n)
+	// A request's string to sign is a few hundred bytes: build it on the
+	// stack (md5.Sum does not keep it).
+	var stack [1024]byte
+	sum := md5.Sum(appendSignString(stack[:0], fields, key))
+	return appendUpperHex(dst, sum[:])
+}
+
+// appendSignString appends the APIv2 string to sign to buf: k=v& for each
+// non-empty field but sign, in the given order, then key=<key>.
+func appendSignString(buf []byte, fields []field, key string) []byte {
 	for _, f := range fields {
 		if f.value == "" || f.name == "sign" {
 			continue
@@ -84,14 +94,7 @@ func signFields(dst []byte, fields []field, key string, t SignType) []byte {
 		buf = append(buf, '&')
 	}
 	buf = append(buf, "key="...)
-	buf = append(buf, key...)
-	if t == SignHMACSHA256 {
-		mac := hmac.New(sha256.New, []byte(key))
-		mac.Write(buf)
-		return appendUpperHex(dst, mac.Sum(nil))
-	}
-	sum := md5.Sum(buf)
-	return appendUpperHex(dst, sum[:])
+	return append(buf, key...)
 }
 
 // appendUpperHex appends the upper-case hex form of src to dst.

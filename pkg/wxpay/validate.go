@@ -5,6 +5,8 @@ import (
 	"net/netip"
 	"net/url"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 )
 
 // ValidationError is a request that must not be sent: Field names the
@@ -170,13 +172,30 @@ func checkText(name, value string, max int, required bool) *ValidationError {
 	if len(value) > max {
 		return invalid(name, "must be at most %d bytes of UTF-8, got %d", max, len(value))
 	}
-	if !ValidText(value) {
-		return invalid(name, "must be valid UTF-8 text")
+	// One pass for both character rules; an invalid character is reported
+	// before a control character, wherever they are.
+	control := false
+	for i, r := range value {
+		switch {
+		case r < 0x20 || r == 0x7f:
+			control = true
+		case r < utf8.RuneSelf:
+		case r == utf8.RuneError:
+			if _, size := utf8.DecodeRuneInString(value[i:]); size == 1 {
+				return invalid(name, "must be valid UTF-8 text")
+			}
+		case r > 0xD7FF && r < 0xE000, r == 0xFFFE, r == 0xFFFF:
+			return invalid(name, "must be valid UTF-8 text")
+		}
 	}
-	if strings.ContainsFunc(value, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
+	if control {
 		return invalid(name, "must not contain control characters")
 	}
-	if strings.TrimSpace(value) != value {
+	// As strings.TrimSpace(value) != value, without its slow path for
+	// values that start with a non-ASCII character.
+	first, _ := utf8.DecodeRuneInString(value)
+	last, _ := utf8.DecodeLastRuneInString(value)
+	if unicode.IsSpace(first) || unicode.IsSpace(last) {
 		return invalid(name, "must not start or end with white space")
 	}
 	return nil

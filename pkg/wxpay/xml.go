@@ -90,10 +90,10 @@ func appendElement(dst []byte, name, value string) []byte {
 	dst = append(dst, '<')
 	dst = append(dst, name...)
 	dst = append(dst, '>')
-	switch {
-	case !strings.ContainsAny(value, "<>&\r"):
+	switch textForm(value) {
+	case formPlain:
 		dst = append(dst, value...)
-	case !strings.Contains(value, "]]>") && !strings.Contains(value, "\r"):
+	case formCDATA:
 		dst = append(dst, "<![CDATA["...)
 		dst = append(dst, value...)
 		dst = append(dst, "]]>"...)
@@ -103,6 +103,35 @@ func appendElement(dst []byte, name, value string) []byte {
 	dst = append(dst, "</"...)
 	dst = append(dst, name...)
 	return append(dst, '>')
+}
+
+// The forms a value is written in.
+const (
+	formPlain   = iota // no markup characters: as is
+	formCDATA          // markup, but no "]]>" and no carriage return
+	formEscaped        // entity escapes
+)
+
+// textForm chooses how to write value, in one pass: plain text when it has
+// none of < > & and CR, CDATA when it has markup that CDATA can hold, and
+// escaped text when it holds "]]>" or a carriage return (which parsers turn
+// into a line feed inside CDATA and plain text).
+func textForm(value string) int {
+	form := formPlain
+	for i := 0; i < len(value); i++ {
+		switch value[i] {
+		case '<', '&':
+			form = formCDATA
+		case '>':
+			if i >= 2 && value[i-1] == ']' && value[i-2] == ']' {
+				return formEscaped
+			}
+			form = formCDATA
+		case '\r':
+			return formEscaped
+		}
+	}
+	return form
 }
 
 // appendEscaped appends value as XML character data with entity escapes.
@@ -161,10 +190,12 @@ func validName(name string) bool {
 }
 
 // DecodeXML decodes a flat APIv2 <xml> document: one root element named xml
-// whose children each hold text or CDATA. An XML declaration and comments
-// are accepted; anything else (an HTML page, a truncated document, nested or
-// repeated elements, trailing content, a body over MaxBodySize) is an
-// *XMLError.
+// whose children each hold text or CDATA and have plain names (an ASCII
+// letter or underscore, then letters, digits and underscores; no namespace
+// prefix), the names EncodeXML writes. An XML declaration and comments are
+// accepted; anything else (an HTML page, a truncated document, nested or
+// repeated elements, other element names, trailing content, a body over
+// MaxBodySize) is an *XMLError.
 func DecodeXML(data []byte) (Params, error) {
 	params, _, err := decodeXML(data, "", "")
 	return params, err
@@ -304,7 +335,10 @@ func (p *flatParser) root(container, item string) (Params, []Params, error) {
 			}
 		case xml.Comment, xml.ProcInst:
 		case xml.StartElement:
-			name := t.Name.Local
+			name, err := fieldName(t)
+			if err != nil {
+				return nil, nil, err
+			}
 			if container != "" && name == container {
 				if seenContainer {
 					return nil, nil, &XMLError{Reason: fmt.Sprintf("repeated element <%s>", name)}
@@ -346,8 +380,8 @@ func (p *flatParser) records(item string) ([]Params, error) {
 			}
 		case xml.Comment:
 		case xml.StartElement:
-			if t.Name.Local != item {
-				return nil, &XMLError{Reason: fmt.Sprintf("unexpected element <%s> in a record list", t.Name.Local)}
+			if t.Name.Local != item || t.Name.Space != "" {
+				return nil, &XMLError{Reason: fmt.Sprintf("unexpected element <%s> in a record list", qualifiedName(t.Name))}
 			}
 			record, err := p.record()
 			if err != nil {
@@ -377,7 +411,10 @@ func (p *flatParser) record() (Params, error) {
 			}
 		case xml.Comment:
 		case xml.StartElement:
-			name := t.Name.Local
+			name, err := fieldName(t)
+			if err != nil {
+				return nil, err
+			}
 			if _, dup := record[name]; dup {
 				return nil, &XMLError{Reason: fmt.Sprintf("repeated element <%s> in a record", name)}
 			}
@@ -390,6 +427,25 @@ func (p *flatParser) record() (Params, error) {
 			return nil, &XMLError{Reason: "unexpected token in a record"}
 		}
 	}
+}
+
+// fieldName returns the name of a field element. APIv2 field names are
+// plain names without a namespace, the names EncodeXML can write: the
+// decoder would otherwise strip a prefix (<p:return_code> read as
+// return_code) and accept documents that cannot be encoded back.
+func fieldName(t xml.StartElement) (string, error) {
+	if t.Name.Space != "" || !validName(t.Name.Local) {
+		return "", &XMLError{Reason: fmt.Sprintf("element <%s> is not a plain field name", qualifiedName(t.Name))}
+	}
+	return t.Name.Local, nil
+}
+
+// qualifiedName spells an element name for an error message.
+func qualifiedName(n xml.Name) string {
+	if n.Space == "" {
+		return n.Local
+	}
+	return n.Space + ":" + n.Local
 }
 
 // text reads the character data of a leaf element up to its end tag.

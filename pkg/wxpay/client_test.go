@@ -1,0 +1,528 @@
+package wxpay
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+// sendMini runs one sendminiprogramhb call of validMini against srv.
+func sendMini(t *testing.T, c *Client, ctx context.Context) (*SendMiniResult, *Error) {
+	t.Helper()
+	res, err := c.SendMiniProgramHB(ctx, validMini())
+	if err == nil {
+		return res, nil
+	}
+	var we *Error
+	if !errors.As(err, &we) {
+		t.Fatalf("error %T %v is not an *Error", err, err)
+	}
+	if res != nil {
+		t.Errorf("result %+v returned with the error", res)
+	}
+	return nil, we
+}
+
+func successMini(t testing.TB) reply {
+	p := successParams(validMini().MchBillno)
+	p["package"] = samplePackage
+	return xmlReply(t, p)
+}
+
+// TestRetries runs one scripted call per case and checks the outcome, the
+// attempts, the waits asked of Config.Sleep and that every attempt sent the
+// same bytes.
+func TestRetries(t *testing.T) {
+	sec := time.Second
+	html400 := reply{status: 400, ctype: "text/html", body: "<html><head><title>400 Bad Request</title></head><body>No required SSL certificate was sent</body></html>"}
+	badSign := successParams(validMini().MchBillno)
+	badSign["package"] = samplePackage
+	badSign["sign"] = strings.Repeat("A", 32)
+	goodSign := successParams(validMini().MchBillno)
+	goodSign["package"] = samplePackage
+	goodSign["sign"] = Sign(goodSign, testKey, SignMD5)
+	otherBillno := successParams("OTHER0001")
+	otherBillno["package"] = samplePackage
+	otherMch := successParams(validMini().MchBillno)
+	otherMch["package"] = samplePackage
+	otherMch["mch_id"] = "1900000110"
+	noPackage := successParams(validMini().MchBillno)
+
+	tests := []struct {
+		name      string
+		script    []reply
+		mod       func(*Config)
+		outcome   Outcome // OutcomeSuccess: no error
+		code      string
+		retryable bool
+		attempts  int
+		sleeps    []time.Duration
+		status    int
+	}{
+		{"success", []reply{successMini(t)}, nil, OutcomeSuccess, "", false, 1, nil, 0},
+		{"SYSTEMERROR then success", []reply{xmlReply(t, errParams("SYSTEMERROR", "系统繁忙")), successMini(t)}, nil,
+			OutcomeSuccess, "", false, 2, []time.Duration{sec}, 0},
+		{"SYSTEMERROR, interval below the minimum", []reply{xmlReply(t, errParams("SYSTEMERROR", "")), successMini(t)},
+			func(c *Config) { c.RetryInterval = 10 * time.Millisecond }, OutcomeSuccess, "", false, 2, []time.Duration{sec}, 0},
+		{"SYSTEMERROR, longer interval", []reply{xmlReply(t, errParams("SYSTEMERROR", "")), successMini(t)},
+			func(c *Config) { c.RetryInterval = 3 * sec }, OutcomeSuccess, "", false, 2, []time.Duration{3 * sec}, 0},
+		{"SYSTEMERROR persists", []reply{xmlReply(t, errParams("SYSTEMERROR", "系统繁忙"))}, nil,
+			OutcomeUnknown, "SYSTEMERROR", true, 3, []time.Duration{sec, sec}, 200},
+		{"SYSTEMERROR, MaxAttempts 5", []reply{xmlReply(t, errParams("SYSTEMERROR", ""))}, func(c *Config) { c.MaxAttempts = 5 },
+			OutcomeUnknown, "SYSTEMERROR", true, 5, []time.Duration{sec, sec, sec, sec}, 200},
+		{"SYSTEMERROR, MaxAttempts 1", []reply{xmlReply(t, errParams("SYSTEMERROR", ""))}, func(c *Config) { c.MaxAttempts = 1 },
+			OutcomeUnknown, "SYSTEMERROR", true, 1, nil, 200},
+		{"PROCESSING", []reply{xmlReply(t, errParams("PROCESSING", "请求已受理"))}, nil,
+			OutcomeUnknown, "PROCESSING", false, 1, nil, 200},
+		{"FREQ_LIMIT persists", []reply{xmlReply(t, errParams("FREQ_LIMIT", "超过频率限制"))}, nil,
+			OutcomeFailed, "FREQ_LIMIT", true, 3, []time.Duration{sec, 2 * sec}, 200},
+		{"FREQ_LIMIT backoff doubles", []reply{xmlReply(t, errParams("FREQ_LIMIT", ""))}, func(c *Config) { c.MaxAttempts = 4 },
+			OutcomeFailed, "FREQ_LIMIT", true, 4, []time.Duration{sec, 2 * sec, 4 * sec}, 200},
+		{"FREQ_LIMIT then success", []reply{xmlReply(t, errParams("FREQ_LIMIT", "")), xmlReply(t, errParams("FREQ_LIMIT", "")), successMini(t)}, nil,
+			OutcomeSuccess, "", false, 3, []time.Duration{sec, 2 * sec}, 0},
+		{"NOTENOUGH", []reply{xmlReply(t, errParams("NOTENOUGH", "帐号余额不足"))}, nil, OutcomeFailed, "NOTENOUGH", false, 1, nil, 200},
+		{"FATAL_ERROR", []reply{xmlReply(t, errParams("FATAL_ERROR", "openid和原始单参数不一致"))}, nil, OutcomeFailed, "FATAL_ERROR", false, 1, nil, 200},
+		{"SEND_FAILED", []reply{xmlReply(t, errParams("SEND_FAILED", "红包发放失败"))}, nil, OutcomeFailed, "SEND_FAILED", false, 1, nil, 200},
+		{"CA_ERROR", []reply{xmlReply(t, errParams("CA_ERROR", "请求未携带证书"))}, nil, OutcomeFailed, "CA_ERROR", false, 1, nil, 200},
+		{"SIGN_ERROR", []reply{xmlReply(t, errParams("SIGN_ERROR", "签名错误"))}, nil, OutcomeFailed, "SIGN_ERROR", false, 1, nil, 200},
+		{"NOT_FOUND on a send", []reply{xmlReply(t, errParams("NOT_FOUND", "指定单号数据不存在"))}, nil,
+			OutcomeUnknown, "NOT_FOUND", true, 3, []time.Duration{sec, sec}, 200},
+		{"unknown err_code", []reply{xmlReply(t, errParams("BRAND_NEW_CODE", "?"))}, func(c *Config) { c.MaxAttempts = 2 },
+			OutcomeUnknown, "BRAND_NEW_CODE", true, 2, []time.Duration{sec}, 200},
+		{"FAIL without err_code", []reply{xmlReply(t, Params{"return_code": "FAIL", "return_msg": "参数错误"})}, func(c *Config) { c.MaxAttempts = 1 },
+			OutcomeUnknown, CodeUnknownState, true, 1, nil, 200},
+		{"HTTP 502 persists", []reply{{status: 502, ctype: "text/html", body: "<html>502 Bad Gateway</html>"}}, nil,
+			OutcomeUnknown, CodeHTTPStatus, true, 3, []time.Duration{sec, sec}, 502},
+		{"HTTP 502 then success", []reply{{status: 502, body: "bad gateway"}, successMini(t)}, nil,
+			OutcomeSuccess, "", false, 2, []time.Duration{sec}, 0},
+		{"HTTP 503 empty", []reply{{status: 503}}, func(c *Config) { c.MaxAttempts = 2 },
+			OutcomeUnknown, CodeHTTPStatus, true, 2, []time.Duration{sec}, 503},
+		{"HTML 400 page", []reply{html400}, nil, OutcomeUnknown, CodeHTTPStatus, false, 1, nil, 400},
+		{"redirect not followed", []reply{{status: 302, body: ""}}, nil, OutcomeUnknown, CodeHTTPStatus, false, 1, nil, 302},
+		{"HTML page with status 200", []reply{{ctype: "text/html", body: html400.body}}, func(c *Config) { c.MaxAttempts = 1 },
+			OutcomeUnknown, CodeBadResponse, true, 1, nil, 200},
+		{"garbled XML", []reply{{body: "<xml><return_code>SUCCESS</return_code><<<>"}}, func(c *Config) { c.MaxAttempts = 1 },
+			OutcomeUnknown, CodeBadResponse, true, 1, nil, 200},
+		{"truncated XML", []reply{{body: "<xml><return_code><![CDATA[SUCCESS]]></return_code><result_code><![CDATA[SUCC"}}, func(c *Config) { c.MaxAttempts = 1 },
+			OutcomeUnknown, CodeBadResponse, true, 1, nil, 200},
+		{"empty body", []reply{{body: ""}}, func(c *Config) { c.MaxAttempts = 1 }, OutcomeUnknown, CodeBadResponse, true, 1, nil, 200},
+		{"body over MaxBodySize", []reply{{body: "<xml><a>" + strings.Repeat("x", MaxBodySize) + "</a></xml>"}}, func(c *Config) { c.MaxAttempts = 1 },
+			OutcomeUnknown, CodeBadResponse, true, 1, nil, 200},
+		{"garbled then success", []reply{{body: "garbage"}, successMini(t)}, nil, OutcomeSuccess, "", false, 2, []time.Duration{sec}, 0},
+		{"bad sign", []reply{xmlReply(t, badSign)}, func(c *Config) { c.MaxAttempts = 1 }, OutcomeUnknown, CodeBadSignature, true, 1, nil, 200},
+		{"good sign", []reply{xmlReply(t, goodSign)}, nil, OutcomeSuccess, "", false, 1, nil, 0},
+		{"success naming another billno", []reply{xmlReply(t, otherBillno)}, nil, OutcomeUnknown, CodeMismatch, false, 1, nil, 200},
+		{"success naming another merchant", []reply{xmlReply(t, otherMch)}, nil, OutcomeUnknown, CodeMismatch, false, 1, nil, 200},
+		{"success without package", []reply{xmlReply(t, noPackage)}, nil, OutcomeUnknown, CodeBadResponse, false, 1, nil, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			srv := newScriptServer(t, tt.script...)
+			c, clock := newTestClient(t, srv, tt.mod)
+			res, err := sendMini(t, c, context.Background())
+			bodies, paths, cns := srv.requests()
+			if len(bodies) != tt.attempts {
+				t.Errorf("server saw %d requests, want %d", len(bodies), tt.attempts)
+			}
+			for i := range bodies {
+				if !bytes.Equal(bodies[i], bodies[0]) {
+					t.Errorf("attempt %d sent different bytes:\n%s\n%s", i+1, bodies[0], bodies[i])
+				}
+				if paths[i] != PathSendMiniProgramHB {
+					t.Errorf("path %q", paths[i])
+				}
+				if cns[i] != testMchID {
+					t.Errorf("client certificate CN %q, want %q", cns[i], testMchID)
+				}
+			}
+			if p, _ := DecodeXML(bodies[0]); p["mch_billno"] != validMini().MchBillno || !VerifySign(p, testKey) {
+				t.Errorf("request body %s", bodies[0])
+			}
+			if got := clock.Sleeps(); !slices.Equal(got, tt.sleeps) {
+				t.Errorf("waits %v, want %v", got, tt.sleeps)
+			}
+			for _, d := range clock.Sleeps() {
+				if d < MinRetryInterval {
+					t.Errorf("wait %v below MinRetryInterval", d)
+				}
+			}
+			if tt.outcome == OutcomeSuccess {
+				if err != nil {
+					t.Fatalf("err = %v, want success", err)
+				}
+				if res.Attempts != tt.attempts || res.MchBillno != validMini().MchBillno || res.SendListID == "" ||
+					res.TotalAmount != 100 || res.MchID != testMchID || res.Package != samplePackage {
+					t.Errorf("result %+v", res)
+				}
+				j := res.JSAPI
+				if j.Package != samplePackageEncoded || j.TimeStamp != fmt.Sprint(clock.Now().Unix()) || j.SignType != "MD5" ||
+					len(j.NonceStr) != 32 || j.PaySign != handPaySign(testAppID, j.NonceStr, samplePackageEncoded, j.TimeStamp, testKey) {
+					t.Errorf("jsapi %+v", j)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatalf("success %+v, want %s %s", res, tt.outcome, tt.code)
+			}
+			if err.Outcome != tt.outcome || err.Code != tt.code || err.Retryable != tt.retryable {
+				t.Errorf("got %s %s retryable=%v, want %s %s retryable=%v (%v)", err.Outcome, err.Code, err.Retryable, tt.outcome, tt.code, tt.retryable, err)
+			}
+			if err.Attempts != tt.attempts {
+				t.Errorf("Attempts = %d, want %d", err.Attempts, tt.attempts)
+			}
+			if err.HTTPStatus != tt.status {
+				t.Errorf("HTTPStatus = %d, want %d", err.HTTPStatus, tt.status)
+			}
+			if err.API != "sendminiprogramhb" || err.MchBillno != validMini().MchBillno {
+				t.Errorf("API %q, billno %q", err.API, err.MchBillno)
+			}
+			if OutcomeOf(err) != tt.outcome || OutcomeOf(fmt.Errorf("wrapped: %w", err)) != tt.outcome {
+				t.Errorf("OutcomeOf = %s", OutcomeOf(err))
+			}
+			if tt.code == CodeBadResponse && err.Err != nil && !errors.Is(err, ErrMalformedXML) {
+				t.Errorf("BAD_RESPONSE does not wrap the XML error: %v", err)
+			}
+			if msg := err.Error(); !strings.Contains(msg, tt.code) || !strings.Contains(msg, string(tt.outcome)) || !strings.Contains(msg, validMini().MchBillno) {
+				t.Errorf("Error() = %q", msg)
+			}
+		})
+	}
+}
+
+// TestRetryStopsAtDeadline: a context whose deadline leaves no room for the
+// 1 s wait ends the call after the first attempt with its unknown error.
+func TestRetryStopsAtDeadline(t *testing.T) {
+	srv := newScriptServer(t, xmlReply(t, errParams("SYSTEMERROR", "系统繁忙")), successMini(t))
+	c, clock := newTestClient(t, srv, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 800*time.Millisecond)
+	defer cancel()
+	_, err := sendMini(t, c, ctx)
+	if err == nil || err.Outcome != OutcomeUnknown || err.Code != "SYSTEMERROR" || err.Attempts != 1 {
+		t.Fatalf("err = %+v, want unknown SYSTEMERROR after 1 attempt", err)
+	}
+	if n := len(clock.Sleeps()); n != 0 {
+		t.Errorf("waited %d times", n)
+	}
+	if b, _, _ := srv.requests(); len(b) != 1 {
+		t.Errorf("server saw %d requests", len(b))
+	}
+
+	// A deadline with room for one wait and one try: two attempts.
+	srv2 := newScriptServer(t, xmlReply(t, errParams("SYSTEMERROR", "")))
+	c2, _ := newTestClient(t, srv2, func(cfg *Config) {
+		cfg.Sleep = nil // the real timer: the deadline must see time pass
+	})
+	ctx2, cancel2 := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel2()
+	start := time.Now()
+	_, err = sendMini(t, c2, ctx2)
+	if err == nil || err.Code != "SYSTEMERROR" || err.Attempts != 2 {
+		t.Fatalf("err = %v, want SYSTEMERROR after 2 attempts", err)
+	}
+	if el := time.Since(start); el < MinRetryInterval || el > 2*time.Second {
+		t.Errorf("took %v", el)
+	}
+}
+
+// TestHangingServer: a server that never answers ends as unknown TIMEOUT
+// within the caller's deadline.
+func TestHangingServer(t *testing.T) {
+	srv := newScriptServer(t, reply{hang: true})
+	c, _ := newTestClient(t, srv, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	_, err := sendMini(t, c, ctx)
+	if el := time.Since(start); el > 2*time.Second {
+		t.Errorf("returned after %v, deadline 300ms", el)
+	}
+	if err == nil || err.Outcome != OutcomeUnknown || err.Code != CodeTimeout || err.Attempts != 1 || !err.Retryable {
+		t.Fatalf("err = %+v, want unknown TIMEOUT after 1 attempt", err)
+	}
+
+	// AttemptTimeout bounds each try; the call retries with the same body.
+	srv2 := newScriptServer(t, reply{hang: true}, reply{hang: true}, successMini(t))
+	c2, clock := newTestClient(t, srv2, func(cfg *Config) { cfg.AttemptTimeout = 300 * time.Millisecond })
+	res, err := sendMini(t, c2, context.Background())
+	if err != nil || res.Attempts != 3 {
+		t.Fatalf("err = %v, result %+v; want success in 3 attempts", err, res)
+	}
+	bodies, _, _ := srv2.requests()
+	if len(bodies) != 3 || !bytes.Equal(bodies[0], bodies[2]) {
+		t.Errorf("retries after timeouts sent different bodies")
+	}
+	if !slices.Equal(clock.Sleeps(), []time.Duration{time.Second, time.Second}) {
+		t.Errorf("waits %v", clock.Sleeps())
+	}
+}
+
+// closedURL returns an https URL where nothing listens.
+func closedURL(t *testing.T) string {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	return "https://" + addr
+}
+
+func TestFailoverToBackup(t *testing.T) {
+	backup := newScriptServer(t, successMini(t))
+	c, clock := newTestClient(t, backup, func(cfg *Config) {
+		cfg.BaseURL = closedURL(t)
+		cfg.BackupURL = backup.URL + "/"
+	})
+	res, err := sendMini(t, c, context.Background())
+	if err != nil || res.Attempts != 2 {
+		t.Fatalf("err = %v, result %+v; want success on the backup at attempt 2", err, res)
+	}
+	if bodies, paths, _ := backup.requests(); len(bodies) != 1 || paths[0] != PathSendMiniProgramHB {
+		t.Errorf("backup saw %d requests (%q)", len(bodies), paths)
+	}
+	if !slices.Equal(clock.Sleeps(), []time.Duration{time.Second}) {
+		t.Errorf("waits %v", clock.Sleeps())
+	}
+
+	// Both down: unknown NETWORK_ERROR after every attempt.
+	c2, _ := newTestClient(t, backup, func(cfg *Config) {
+		cfg.BaseURL = closedURL(t)
+		cfg.BackupURL = closedURL(t)
+	})
+	_, err = sendMini(t, c2, context.Background())
+	if err == nil || err.Outcome != OutcomeUnknown || err.Code != CodeNetwork || err.Attempts != 3 || err.Err == nil {
+		t.Fatalf("err = %+v, want unknown NETWORK_ERROR after 3 attempts", err)
+	}
+
+	// A business answer from the primary does not move the call.
+	primary := newScriptServer(t, xmlReply(t, errParams("SYSTEMERROR", "")), successMini(t))
+	other := newScriptServer(t, successMini(t))
+	c3, _ := newTestClient(t, primary, func(cfg *Config) { cfg.BackupURL = other.URL })
+	if _, err := sendMini(t, c3, context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if b, _, _ := other.requests(); len(b) != 0 {
+		t.Errorf("backup used after a SYSTEMERROR answer")
+	}
+
+	// No BackupURL with a custom BaseURL: no failover.
+	c4, _ := newTestClient(t, backup, func(cfg *Config) { cfg.BaseURL = closedURL(t) })
+	if c4.backupURL != "" {
+		t.Errorf("backup %q with a custom BaseURL", c4.backupURL)
+	}
+}
+
+func TestServerCertificateVerified(t *testing.T) {
+	srv := newScriptServer(t, successMini(t))
+	c, _ := newTestClient(t, srv, func(cfg *Config) {
+		cfg.RootCAs = fixture(t).caPool // does not hold the server's issuer
+		cfg.MaxAttempts = 1
+	})
+	_, err := sendMini(t, c, context.Background())
+	if err == nil || err.Code != CodeNetwork || err.Outcome != OutcomeUnknown {
+		t.Fatalf("err = %v, want a network error for an untrusted server", err)
+	}
+	if b, _, _ := srv.requests(); len(b) != 0 {
+		t.Error("request sent to an untrusted server")
+	}
+}
+
+func TestNewClientConfig(t *testing.T) {
+	creds := testCredentials(t)
+	now := newFakeClock().Now
+	c, err := NewClient(Config{Credentials: creds, Now: now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.baseURL != DefaultBaseURL || c.backupURL != BackupBaseURL || c.maxAttempts != 3 ||
+		c.interval != MinRetryInterval || c.attemptTO != 10*time.Second || c.paySign != PaySignEncoded || c.MchID() != testMchID {
+		t.Errorf("defaults: %q %q %d %v %v %q", c.baseURL, c.backupURL, c.maxAttempts, c.interval, c.attemptTO, c.paySign)
+	}
+	tr, ok := c.transport.(*http.Transport)
+	if !ok || !c.ownsTransport {
+		t.Fatalf("transport %T", c.transport)
+	}
+	if tr.TLSClientConfig.InsecureSkipVerify || tr.TLSClientConfig.MinVersion < 0x0303 || len(tr.TLSClientConfig.Certificates) != 1 ||
+		tr.DisableKeepAlives || tr.MaxIdleConnsPerHost < 1 {
+		t.Errorf("transport config %+v", tr)
+	}
+	bad := []Config{
+		{Credentials: creds, Now: now, BaseURL: "http://api.mch.weixin.qq.com"},
+		{Credentials: creds, Now: now, BackupURL: "http://api2.mch.weixin.qq.com"},
+		{Credentials: creds, Now: now, BaseURL: "api.mch.weixin.qq.com"},
+		{Credentials: creds, Now: now, PaySignPackage: "both"},
+		{Credentials: &Credentials{MchID: testMchID, APIKey: "short", Certificate: creds.Certificate}, Now: now},
+	}
+	for _, cfg := range bad {
+		if _, err := NewClient(cfg); err == nil {
+			t.Errorf("NewClient(%+v) succeeded", cfg)
+		}
+	}
+}
+
+func TestQueryRedpack(t *testing.T) {
+	one := Params{
+		"return_code": "SUCCESS", "return_msg": "OK", "result_code": "SUCCESS", "mch_billno": "9010080799701411170000046603",
+		"mch_id": testMchID, "detail_id": "10000417012016080830956240040", "status": "RECEIVED", "send_type": "API",
+		"hb_type": "NORMAL", "total_num": "1", "total_amount": "100", "send_time": "2015-04-21 20:00:00",
+		"wishing": "新年快乐", "remark": "新年红包", "act_name": "新年红包",
+	}
+	oneDoc, _ := EncodeXML(one)
+	oneDoc = bytes.Replace(oneDoc, []byte("</xml>"), []byte("<hblist><hbinfo><openid><![CDATA[ohO4GtzOAAYMp2yapORH3dQB3W18]]></openid><amount>100</amount><rcv_time><![CDATA[2015-04-21 20:00:00]]></rcv_time></hbinfo></hblist></xml>"), 1)
+	refund := bytes.Replace([]byte(hbinfoMany), []byte("<status><![CDATA[RECEIVED]]></status>"),
+		[]byte("<status><![CDATA[REFUND]]></status><refund_time>2016-08-09 21:49:22</refund_time><refund_amount>300</refund_amount><reason>过期未领退款</reason>"), 1)
+
+	tests := []struct {
+		name   string
+		script []reply
+		check  func(*testing.T, *QueryResult)
+	}{
+		{"one hbinfo", []reply{{body: string(oneDoc)}}, func(t *testing.T, r *QueryResult) {
+			want := QueryResult{MchBillno: "9010080799701411170000046603", MchID: testMchID, DetailID: "10000417012016080830956240040",
+				Status: StatusReceived, SendType: "API", HBType: "NORMAL", TotalNum: 1, TotalAmount: 100, SendTime: "2015-04-21 20:00:00",
+				Wishing: "新年快乐", Remark: "新年红包", ActName: "新年红包", Attempts: 1,
+				Receivers: []Receiver{{OpenID: "ohO4GtzOAAYMp2yapORH3dQB3W18", Amount: 100, RcvTime: "2015-04-21 20:00:00"}}}
+			if fmt.Sprintf("%+v", *r) != fmt.Sprintf("%+v", want) {
+				t.Errorf("got  %+v\nwant %+v", *r, want)
+			}
+		}},
+		{"many hbinfo", []reply{{body: strings.Replace(hbinfoMany, "10000097", testMchID, 1)}}, func(t *testing.T, r *QueryResult) {
+			if r.HBType != "GROUP" || r.TotalNum != 3 || r.TotalAmount != 600 || len(r.Receivers) != 3 {
+				t.Fatalf("%+v", r)
+			}
+			var sum int64
+			for i, rc := range r.Receivers {
+				sum += rc.Amount
+				if rc.Amount != int64(100*(i+1)) || !strings.HasPrefix(rc.OpenID, "oTtWIuGaIt6gTKsQRLau2M0yL16") || rc.RcvTime == "" {
+					t.Errorf("receiver %d: %+v", i, rc)
+				}
+			}
+			if sum != r.TotalAmount {
+				t.Errorf("receivers sum to %d", sum)
+			}
+		}},
+		{"refunded, no list", []reply{{body: strings.Replace(strings.Replace(string(refund), "10000097", testMchID, 1),
+			hbinfoMany[strings.Index(hbinfoMany, "<hblist>"):strings.Index(hbinfoMany, "</hblist>")+len("</hblist>")], "", 1)}},
+			func(t *testing.T, r *QueryResult) {
+				if r.Status != StatusRefund || r.RefundAmount != 300 || r.RefundTime == "" || r.Reason != "过期未领退款" ||
+					r.Receivers == nil || len(r.Receivers) != 0 {
+					t.Errorf("%+v", r)
+				}
+			}},
+		{"SYSTEMERROR then record", []reply{xmlReply(t, errParams("SYSTEMERROR", "")), {body: string(oneDoc)}}, func(t *testing.T, r *QueryResult) {
+			if r.Attempts != 2 || len(r.Receivers) != 1 {
+				t.Errorf("%+v", r)
+			}
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			srv := newScriptServer(t, tt.script...)
+			c, _ := newTestClient(t, srv, nil)
+			res, err := c.QueryRedpack(context.Background(), &QueryRequest{MchBillno: "9010080799701411170000046603", AppID: testAppID})
+			if err != nil {
+				t.Fatal(err)
+			}
+			tt.check(t, res)
+			bodies, paths, _ := srv.requests()
+			p, _ := DecodeXML(bodies[0])
+			if paths[0] != PathGetHBInfo || p["bill_type"] != "MCHT" || p["appid"] != testAppID || !VerifySign(p, testKey) {
+				t.Errorf("request %s to %s", bodies[0], paths[0])
+			}
+		})
+	}
+
+	// NOT_FOUND: its own outcome, final.
+	srv := newScriptServer(t, xmlReply(t, errParams("NOT_FOUND", "指定单号数据不存在")))
+	c, clock := newTestClient(t, srv, nil)
+	_, err := c.QueryRedpack(context.Background(), validQuery())
+	var we *Error
+	if !errors.As(err, &we) || we.Outcome != OutcomeNotFound || we.Code != "NOT_FOUND" || we.Attempts != 1 || we.Retryable || we.API != "gethbinfo" {
+		t.Fatalf("err = %+v, want not_found after 1 attempt", err)
+	}
+	if OutcomeOf(err) != OutcomeNotFound || len(clock.Sleeps()) != 0 {
+		t.Errorf("OutcomeOf %s, waits %v", OutcomeOf(err), clock.Sleeps())
+	}
+
+	// A record of another billno is not this one's.
+	srv2 := newScriptServer(t, reply{body: string(oneDoc)})
+	c2, _ := newTestClient(t, srv2, nil)
+	_, err = c2.QueryRedpack(context.Background(), validQuery())
+	if !errors.As(err, &we) || we.Code != CodeMismatch || we.Outcome != OutcomeUnknown {
+		t.Fatalf("err = %v, want MISMATCH", err)
+	}
+}
+
+// TestSendCalls: sendredpack and sendgroupredpack go to their paths and
+// return their results.
+func TestSendCalls(t *testing.T) {
+	srv := newScriptServer(t, xmlReply(t, successParams(validSend().MchBillno)), xmlReply(t, successParams(validGroup().MchBillno)))
+	c, _ := newTestClient(t, srv, nil)
+	res, err := c.SendRedpack(context.Background(), validSend())
+	if err != nil || res.MchBillno != validSend().MchBillno || res.SendListID == "" || res.Attempts != 1 || res.ReOpenID != testOpenID || res.WxAppID != testAppID {
+		t.Fatalf("sendredpack: %+v, %v", res, err)
+	}
+	res, err = c.SendGroupRedpack(context.Background(), validGroup())
+	if err != nil || res.MchBillno != validGroup().MchBillno {
+		t.Fatalf("sendgroupredpack: %+v, %v", res, err)
+	}
+	_, paths, _ := srv.requests()
+	if !slices.Equal(paths, []string{PathSendRedpack, PathSendGroupRedpack}) {
+		t.Errorf("paths %q", paths)
+	}
+}
+
+// TestKeepAlive: one client, many calls, one TLS connection.
+func TestKeepAlive(t *testing.T) {
+	srv := newScriptServer(t, xmlReply(t, successParams(validSend().MchBillno)))
+	c, _ := newTestClient(t, srv, nil)
+	for i := range 10 {
+		if _, err := c.SendRedpack(context.Background(), validSend()); err != nil {
+			t.Fatalf("call %d: %v", i, err)
+		}
+	}
+	if n := srv.newConns.Load(); n != 1 {
+		t.Errorf("server saw %d TLS connections for 10 sequential calls, want 1", n)
+	}
+	// Error answers (read to the end) keep the connection too.
+	srv2 := newScriptServer(t, xmlReply(t, errParams("NOTENOUGH", "")), reply{status: 400, body: "<html>bad</html>"})
+	c2, _ := newTestClient(t, srv2, nil)
+	for range 6 {
+		c2.SendRedpack(context.Background(), validSend())
+	}
+	if n := srv2.newConns.Load(); n != 1 {
+		t.Errorf("%d connections across error answers, want 1", n)
+	}
+	c2.CloseIdleConnections()
+	c2.SendRedpack(context.Background(), validSend())
+	if n := srv2.newConns.Load(); n != 2 {
+		t.Errorf("%d connections after CloseIdleConnections, want 2", n)
+	}
+}
+
+func TestClientConcurrentUse(t *testing.T) {
+	srv := newScriptServer(t, xmlReply(t, successParams(validSend().MchBillno)))
+	c, _ := newTestClient(t, srv, func(cfg *Config) { cfg.Rand = nil }) // crypto/rand is safe for concurrent use
+	errs := make(chan error, 8)
+	for range 8 {
+		go func() {
+			_, err := c.SendRedpack(context.Background(), validSend())
+			errs <- err
+		}()
+	}
+	for range 8 {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
+	}
+	if n := srv.newConns.Load(); n > 8 {
+		t.Errorf("%d connections", n)
+	}
+}
