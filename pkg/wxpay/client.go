@@ -283,8 +283,7 @@ func (c *Client) attempt(ctx context.Context, api, url, billno string, body []by
 	if err != nil {
 		return fail(verdict{OutcomeFailed, retryNever}, CodeNetwork, "bad request URL", 0, err)
 	}
-	req.Header.Set("Content-Type", "text/xml; charset=utf-8")
-	req.Header.Set("Accept", "text/xml")
+	req.Header["Content-Type"] = xmlContentType
 	resp, err := c.http.Do(req)
 	if err != nil {
 		if ctx.Err() != nil || errors.Is(err, context.DeadlineExceeded) {
@@ -293,12 +292,18 @@ func (c *Client) attempt(ctx context.Context, api, url, billno string, body []by
 		return fail(unknown, CodeNetwork, "no answer from WeChat Pay", 0, err)
 	}
 	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, MaxBodySize+1))
+	data, err := readBody(resp)
 	if err != nil {
 		if ctx.Err() != nil {
 			return fail(unknown, CodeTimeout, "answer cut off by the deadline", resp.StatusCode, err)
 		}
 		return fail(unknown, CodeNetwork, "answer cut off", resp.StatusCode, err)
+	}
+	if resp.StatusCode == http.StatusBadRequest && isCertificateRefusal(data) {
+		// WeChat's gateway turned the certificate away before the request
+		// reached the service: no money moved, and the credentials (perhaps
+		// rotated) are the problem, as with CA_ERROR.
+		return fail(verdict{OutcomeFailed, retryNever}, "CA_ERROR", "WeChat Pay's gateway refused the merchant certificate", resp.StatusCode, nil)
 	}
 	if resp.StatusCode != http.StatusOK {
 		v := unknown
@@ -339,4 +344,27 @@ func (c *Client) attempt(ctx context.Context, api, url, billno string, body []by
 		return fail(classifyErrCode(code, query), code, msg, resp.StatusCode, nil)
 	}
 	return fail(unknown, CodeUnknownState, msg, resp.StatusCode, nil)
+}
+
+// isCertificateRefusal reports whether body is the HTML page WeChat's nginx
+// gateway answers for a missing or unacceptable client certificate ("400
+// No required SSL certificate was sent", "400 The SSL certificate error").
+func isCertificateRefusal(body []byte) bool {
+	return bytes.Contains(body, []byte("No required SSL certificate was sent")) ||
+		bytes.Contains(body, []byte("The SSL certificate error"))
+}
+
+var xmlContentType = []string{"text/xml; charset=utf-8"}
+
+// readBody reads at most MaxBodySize+1 bytes of the answer, in one
+// allocation when the length is announced.
+func readBody(resp *http.Response) ([]byte, error) {
+	if n := resp.ContentLength; n > 0 && n <= MaxBodySize {
+		buf := make([]byte, n)
+		if _, err := io.ReadFull(resp.Body, buf); err != nil {
+			return nil, err
+		}
+		return buf, nil
+	}
+	return io.ReadAll(io.LimitReader(resp.Body, MaxBodySize+1))
 }

@@ -215,6 +215,9 @@ func decodeXML(data []byte, container, item string) (Params, []Params, error) {
 	if looksLikeHTML(data) {
 		return nil, nil, &XMLError{Reason: "an HTML page", HTML: true}
 	}
+	if params, records, ok := fastDecode(data, container, item); ok {
+		return params, records, nil
+	}
 	d := xml.NewDecoder(bytes.NewReader(data))
 	d.Strict = true
 	p := &flatParser{d: d}
@@ -229,11 +232,10 @@ func decodeXML(data []byte, container, item string) (Params, []Params, error) {
 // HTML page rather than an XML document.
 func looksLikeHTML(data []byte) bool {
 	head := bytes.TrimLeft(data, " \t\r\n\ufeff")
-	if len(head) > 64 {
-		head = head[:64]
+	hasPrefixFold := func(prefix string) bool {
+		return len(head) >= len(prefix) && bytes.EqualFold(head[:len(prefix)], []byte(prefix))
 	}
-	lower := bytes.ToLower(head)
-	return bytes.HasPrefix(lower, []byte("<!doctype html")) || bytes.HasPrefix(lower, []byte("<html"))
+	return hasPrefixFold("<!doctype html") || hasPrefixFold("<html")
 }
 
 // flatParser walks the token stream of one document.

@@ -52,13 +52,14 @@ func TestGatewayCertificate(t *testing.T) {
 		t.Errorf("payments %d, requests for billno %d, requests %d", s.Payments("GW1"), s.RequestsFor("GW1"), s.Requests())
 	}
 
-	// The client with a foreign certificate: a final failure, not retried.
+	// The client with a foreign certificate: CA_ERROR, final, not retried
+	// (the credentials are refreshed on CA_ERROR).
 	c, sl := client(t, s, func(cfg *wxpay.Config) {
 		cfg.Transport = wxpay.NewTransport(foreign.TLSCertificate(), s.RootCAs(), 0)
 	})
 	_, err = c.SendRedpack(context.Background(), sendReq("GW2", "openid", 100))
 	e := wxErr(t, err)
-	if e.Code != wxpay.CodeHTTPStatus || e.HTTPStatus != 400 || e.Retryable || e.Attempts != 1 || len(sl.Waits()) != 0 {
+	if e.Code != "CA_ERROR" || e.Outcome != wxpay.OutcomeFailed || !wxpay.IsCredentialError(err) || e.HTTPStatus != 400 || e.Retryable || e.Attempts != 1 || len(sl.Waits()) != 0 {
 		t.Errorf("client error %+v", e)
 	}
 }
