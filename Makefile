@@ -19,7 +19,7 @@ LOCAL_CA = .local/ca.pem
 SAM_BUILD_DIR = .aws-sam/build
 
 .PHONY: build build-SendGroupFunction build-SendMiniFunction build-SendFunction \
-	build-QueryFunction test run serve lint fmt-check vet staticcheck cfn \
+	build-QueryFunction test fuzz bench run serve lint fmt-check vet staticcheck cfn \
 	local-ca clean
 
 build-SendGroupFunction:
@@ -50,6 +50,27 @@ build:
 
 test:
 	$(GO) test -race -count=1 ./...
+
+# A short run of every fuzz target (each seeded from testdata/fuzz and its
+# f.Add seeds). FUZZTIME=2m make fuzz for a longer one.
+FUZZTIME ?= 10s
+FUZZ_TARGETS = \
+	./pkg/wxpay:FuzzDecodeXML \
+	./pkg/wxpay:FuzzDecodeXMLRecords \
+	./pkg/wxpay:FuzzFastDecodeMatchesSlow \
+	./pkg/wxpay:FuzzValidateSendMini \
+	./internal/handler:FuzzInvoke
+
+fuzz:
+	@for t in $(FUZZ_TARGETS); do \
+		pkg=$${t%%:*}; name=$${t#*:}; \
+		echo "fuzz $$pkg $$name ($(FUZZTIME))"; \
+		$(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
+	done
+
+# The benchmarks whose figures README.md reports.
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem ./pkg/wxpay/ ./internal/handler/ ./functions/
 
 run:
 	$(GO) run ./cmd/local run $(ARGS)

@@ -52,21 +52,21 @@ type httpRequest struct {
 }
 
 // classify decodes the event's envelope and says which source sent it.
-func classify(payload []byte) (Source, *envelope, error) {
+func classify(payload []byte) (Source, *envelope) {
 	var env envelope
 	if err := json.Unmarshal(payload, &env); err != nil {
 		// Not an object at all: a direct invoke with a bad payload.
-		return SourceDirect, nil, nil
+		return SourceDirect, nil
 	}
 	switch {
-	case env.Records != nil && len(env.Records) > 0 && env.Records[0].EventSource == "aws:sqs":
-		return SourceSQS, &env, nil
+	case len(env.Records) > 0 && env.Records[0].EventSource == "aws:sqs":
+		return SourceSQS, &env
 	case env.RequestContext != nil && env.RequestContext.HTTP != nil && env.Version == "2.0":
-		return SourceHTTP, &env, nil
+		return SourceHTTP, &env
 	case env.RequestContext != nil && env.HTTPMethod != "":
-		return SourceREST, &env, nil
+		return SourceREST, &env
 	}
-	return SourceDirect, nil, nil
+	return SourceDirect, nil
 }
 
 // errBadBase64 is an API Gateway body flagged base64 that does not decode.

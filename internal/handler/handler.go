@@ -42,7 +42,7 @@ func New(op Operation, store *credstore.Store, settings Settings, logger *slog.L
 func (h *Handler) Invoke(ctx context.Context, payload json.RawMessage) (any, error) {
 	ctx, cancel := h.withReserve(ctx)
 	defer cancel()
-	src, env, _ := classify(payload)
+	src, env := classify(payload)
 	switch src {
 	case SourceSQS:
 		return h.batch(ctx, env.Records), nil
@@ -148,11 +148,16 @@ func (h *Handler) batch(ctx context.Context, records []sqsRecord) events.SQSEven
 		go func() {
 			defer wg.Done()
 			for _, i := range g.idx {
+				acquired := false
 				select {
 				case sem <- struct{}{}:
+					acquired = true
 				case <-ctx.Done():
 				}
 				if ctx.Err() != nil {
+					if acquired {
+						<-sem
+					}
 					// Not sent: SQS delivers it again later.
 					h.log.WarnContext(ctx, "record not attempted before the deadline",
 						slog.String("api", h.op.API()), slog.String("message_id", records[i].MessageID), slog.String("err_code", CodeNotAttempted))
