@@ -49,7 +49,9 @@ func (o *operation[Req]) parse(r httpRequest, s Settings) (call, *wxpay.Validati
 	} else {
 		req = new(Req)
 		if verr := decodeRequest(r.body, req); verr != nil {
-			return call{}, verr
+			// Name the billno in the answer and the log when there is a
+			// well-formed one, so the caller can match the refusal.
+			return call{billno: wellFormedBillno(billnoOf(string(r.body)))}, verr
 		}
 	}
 	c := call{billno: o.billno(req), openid: o.openid(req)}
@@ -116,3 +118,12 @@ var (
 		},
 	}
 )
+
+// wellFormedBillno returns billno if it has mch_billno's form (1 to 28
+// letters and digits), else "": a malformed one is not echoed.
+func wellFormedBillno(billno string) string {
+	if (&wxpay.QueryRequest{MchBillno: billno, AppID: "x"}).Validate() != nil {
+		return ""
+	}
+	return billno
+}

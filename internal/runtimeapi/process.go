@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"sync"
 )
 
@@ -18,7 +19,10 @@ func Build(ctx context.Context, moduleRoot, pkg, dir string) (string, error) {
 	out := filepath.Join(dir, "bootstrap-"+filepath.Base(pkg))
 	cmd := exec.CommandContext(ctx, "go", "build", "-tags", "lambda.norpc", "-trimpath", "-ldflags", "-s -w", "-o", out, pkg)
 	cmd.Dir = moduleRoot
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	// This machine's OS and architecture even when the environment (or go
+	// env -w) says otherwise, such as GOARCH=arm64 left from a Lambda build:
+	// the binary must run here.
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS="+runtime.GOOS, "GOARCH="+runtime.GOARCH)
 	if b, err := cmd.CombinedOutput(); err != nil {
 		return "", fmt.Errorf("runtimeapi: go build %s: %w\n%s", pkg, err, b)
 	}
