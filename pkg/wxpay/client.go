@@ -219,20 +219,34 @@ type answer struct {
 
 // call sends body to path, retrying as the outcome allows, and returns the
 // successful answer or an *Error.
+//
+// Once any try of a send has an unknown outcome, the call's outcome stays
+// unknown: a later refusal (FREQ_LIMIT, CA_ERROR, ...) only speaks for that
+// later try, while the earlier one may have paid.
 func (c *Client) call(ctx context.Context, api, path, billno string, body []byte, query bool) (answer, int, error) {
+	if ctx.Err() != nil {
+		// Nothing was sent: certainly no money moved.
+		return answer{}, 0, &Error{API: api, MchBillno: billno, Outcome: OutcomeFailed, Code: CodeNotAttempted,
+			Message: "the deadline passed before the request was sent", Retryable: true, Err: ctx.Err()}
+	}
 	base := c.baseURL
-	var last *Error
 	backoff := c.interval
+	var sawUnknown bool
 	for attempt := 1; ; attempt++ {
 		ans, v, err := c.attempt(ctx, api, base+path, billno, body, query)
 		if err == nil {
 			return ans, attempt, nil
 		}
 		err.Attempts = attempt
-		last = err
-		if v.retry == retryNever || attempt >= c.maxAttempts {
-			return answer{}, attempt, last
+		if err.Outcome == OutcomeUnknown {
+			sawUnknown = true
 		}
+		if sawUnknown && !query && err.Outcome == OutcomeFailed {
+			err.Outcome, err.Retryable = OutcomeUnknown, true
+			err.Message += " (an earlier try's outcome is unknown: query the billno or retry it)"
+			v = verdict{OutcomeUnknown, retryNever}
+		}
+		stop := v.retry == retryNever || attempt >= c.maxAttempts
 		if err.Code == CodeNetwork && c.backupURL != "" {
 			// Safe whether or not the request got through: the retry
 			// carries the same billno.
@@ -243,11 +257,8 @@ func (c *Client) call(ctx context.Context, api, path, billno string, body []byte
 			wait = backoff
 			backoff *= 2
 		}
-		if !c.roomFor(ctx, wait) {
-			return answer{}, attempt, last
-		}
-		if serr := c.sleep(ctx, wait); serr != nil {
-			return answer{}, attempt, last
+		if stop || !c.roomFor(ctx, wait) || c.sleep(ctx, wait) != nil {
+			return answer{}, attempt, err
 		}
 	}
 }
@@ -343,6 +354,11 @@ func (c *Client) attempt(ctx context.Context, api, url, billno string, body []by
 	if code := p["err_code"]; code != "" {
 		return fail(classifyErrCode(code, query), code, msg, resp.StatusCode, nil)
 	}
+	if p["return_code"] == "FAIL" && strings.Contains(p["return_msg"], "签名错误") {
+		// A communication-level signature refusal without an err_code:
+		// WeChat checked nothing further.
+		return fail(classifyErrCode("SIGN_ERROR", query), "SIGN_ERROR", msg, resp.StatusCode, nil)
+	}
 	return fail(unknown, CodeUnknownState, msg, resp.StatusCode, nil)
 }
 
@@ -357,14 +373,23 @@ func isCertificateRefusal(body []byte) bool {
 var xmlContentType = []string{"text/xml; charset=utf-8"}
 
 // readBody reads at most MaxBodySize+1 bytes of the answer, in one
-// allocation when the length is announced.
+// allocation when the length is announced. It always reads to EOF: only
+// then does net/http put the connection back in the idle pool before the
+// next call looks for one (closing the body early would discard it).
 func readBody(resp *http.Response) ([]byte, error) {
 	if n := resp.ContentLength; n > 0 && n <= MaxBodySize {
-		buf := make([]byte, n)
-		if _, err := io.ReadFull(resp.Body, buf); err != nil {
-			return nil, err
+		buf := make([]byte, 0, n+1)
+		for len(buf) < cap(buf) {
+			m, err := resp.Body.Read(buf[len(buf):cap(buf)])
+			buf = buf[:len(buf)+m]
+			if err == io.EOF {
+				return buf, nil
+			}
+			if err != nil {
+				return nil, err
+			}
 		}
-		return buf, nil
+		return nil, fmt.Errorf("wxpay: answer longer than its Content-Length of %d", n)
 	}
 	return io.ReadAll(io.LimitReader(resp.Body, MaxBodySize+1))
 }

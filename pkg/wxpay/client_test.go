@@ -159,7 +159,7 @@ func TestRetries(t *testing.T) {
 					t.Fatalf("err = %v, want success", err)
 				}
 				if res.Attempts != tt.attempts || res.MchBillno != validMini().MchBillno || res.SendListID == "" ||
-					res.TotalAmount != 100 || res.MchID != testMchID || res.Package != samplePackage {
+					res.TotalAmount != 1000 || res.MchID != testMchID || res.Package != samplePackage {
 					t.Errorf("result %+v", res)
 				}
 				j := res.JSAPI
@@ -464,7 +464,9 @@ func TestQueryRedpack(t *testing.T) {
 // TestSendCalls: sendredpack and sendgroupredpack go to their paths and
 // return their results.
 func TestSendCalls(t *testing.T) {
-	srv := newScriptServer(t, xmlReply(t, successParams(validSend().MchBillno)), xmlReply(t, successParams(validGroup().MchBillno)))
+	group := successParams(validGroup().MchBillno)
+	group["total_amount"] = "600"
+	srv := newScriptServer(t, xmlReply(t, successParams(validSend().MchBillno)), xmlReply(t, group))
 	c, _ := newTestClient(t, srv, nil)
 	res, err := c.SendRedpack(context.Background(), validSend())
 	if err != nil || res.MchBillno != validSend().MchBillno || res.SendListID == "" || res.Attempts != 1 || res.ReOpenID != testOpenID || res.WxAppID != testAppID {
@@ -477,6 +479,18 @@ func TestSendCalls(t *testing.T) {
 	_, paths, _ := srv.requests()
 	if !slices.Equal(paths, []string{PathSendRedpack, PathSendGroupRedpack}) {
 		t.Errorf("paths %q", paths)
+	}
+
+	// A success naming another amount or openid: money moved, not as asked.
+	for _, field := range []string{"total_amount", "re_openid"} {
+		other := successParams(validSend().MchBillno)
+		other[field] = "999"
+		c, _ := newTestClient(t, newScriptServer(t, xmlReply(t, other)), nil)
+		_, err := c.SendRedpack(context.Background(), validSend())
+		var we *Error
+		if !errors.As(err, &we) || we.Code != CodeMismatch || we.Outcome != OutcomeUnknown || we.Retryable {
+			t.Errorf("success naming another %s: %v, want unknown MISMATCH", field, err)
+		}
 	}
 }
 

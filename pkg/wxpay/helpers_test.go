@@ -165,7 +165,7 @@ func successParams(billno string) Params {
 	return Params{
 		"return_code": "SUCCESS", "return_msg": "发放成功", "result_code": "SUCCESS",
 		"mch_billno": billno, "mch_id": testMchID, "wxappid": testAppID, "re_openid": testOpenID,
-		"total_amount": "100", "send_listid": "100000000020150520314766074200",
+		"total_amount": "1000", "send_listid": "100000000020150520314766074200",
 	}
 }
 

@@ -31,6 +31,7 @@ const (
 	CodeBadSignature = "BAD_SIGNATURE" // an answer whose signature does not verify
 	CodeMismatch     = "MISMATCH"      // an answer about another billno or merchant
 	CodeUnknownState = "UNKNOWN_STATE" // an answer that is neither success nor a known refusal
+	CodeNotAttempted = "NOT_ATTEMPTED" // the deadline passed before anything was sent
 )
 
 // Error is a call that did not succeed. Outcome says whether money may have
@@ -147,5 +148,7 @@ func classifyErrCode(code string, query bool) verdict {
 // wrong, perhaps because the secret was rotated.
 func IsCredentialError(err error) bool {
 	var e *Error
-	return errors.As(err, &e) && (e.Code == "CA_ERROR" || e.Code == "SIGN_ERROR")
+	// Only a definite refusal: after an unknown try, a resend with
+	// refreshed credentials could pay a second time.
+	return errors.As(err, &e) && e.Outcome == OutcomeFailed && (e.Code == "CA_ERROR" || e.Code == "SIGN_ERROR")
 }

@@ -152,7 +152,10 @@ func TestErrorText(t *testing.T) {
 	if IsCredentialError(errors.New("CA_ERROR")) || IsCredentialError(nil) {
 		t.Error("IsCredentialError of a plain error")
 	}
-	if !IsCredentialError(fmt.Errorf("w: %w", &Error{Code: "SIGN_ERROR"})) {
+	if !IsCredentialError(fmt.Errorf("w: %w", &Error{Code: "SIGN_ERROR", Outcome: OutcomeFailed})) {
 		t.Error("IsCredentialError does not unwrap")
+	}
+	if IsCredentialError(&Error{Code: "CA_ERROR", Outcome: OutcomeUnknown}) {
+		t.Error("IsCredentialError of an unknown outcome: a refresh and resend could pay twice")
 	}
 }

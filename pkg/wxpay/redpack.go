@@ -132,7 +132,7 @@ func (c *Client) SendGroupRedpack(ctx context.Context, r *SendGroupRequest) (*Se
 	if err != nil {
 		return nil, err
 	}
-	return c.send(ctx, "sendgroupredpack", PathSendGroupRedpack, r.MchBillno, body)
+	return c.send(ctx, "sendgroupredpack", PathSendGroupRedpack, r.MchBillno, r.ReOpenID, r.TotalAmount, body)
 }
 
 // SendRedpack sends a normal cash red packet (sendredpack).
@@ -141,7 +141,7 @@ func (c *Client) SendRedpack(ctx context.Context, r *SendRequest) (*SendResult, 
 	if err != nil {
 		return nil, err
 	}
-	return c.send(ctx, "sendredpack", PathSendRedpack, r.MchBillno, body)
+	return c.send(ctx, "sendredpack", PathSendRedpack, r.MchBillno, r.ReOpenID, r.TotalAmount, body)
 }
 
 // SendMiniProgramHB sends a mini-program red packet (sendminiprogramhb) and
@@ -152,11 +152,11 @@ func (c *Client) SendMiniProgramHB(ctx context.Context, r *SendMiniRequest) (*Se
 		return nil, err
 	}
 	const api = "sendminiprogramhb"
-	ans, attempts, err := c.call(ctx, api, PathSendMiniProgramHB, r.MchBillno, body, false)
+	p, attempts, err := c.sendCall(ctx, api, PathSendMiniProgramHB, r.MchBillno, r.ReOpenID, r.TotalAmount, body)
 	if err != nil {
 		return nil, err
 	}
-	res := &SendMiniResult{SendResult: sendResult(ans.params, r.MchBillno, attempts), Package: ans.params["package"]}
+	res := &SendMiniResult{SendResult: sendResult(p, r.MchBillno, attempts), Package: p["package"]}
 	if res.Package == "" {
 		// The red packet was sent, but the page cannot open it.
 		return nil, &Error{API: api, MchBillno: r.MchBillno, Outcome: OutcomeUnknown, Code: CodeBadResponse,
@@ -206,13 +206,31 @@ func (c *Client) QueryRedpack(ctx context.Context, r *QueryRequest) (*QueryResul
 	return res, nil
 }
 
-func (c *Client) send(ctx context.Context, api, path, billno string, body []byte) (*SendResult, error) {
-	ans, attempts, err := c.call(ctx, api, path, billno, body, false)
+func (c *Client) send(ctx context.Context, api, path, billno, openid string, amount int64, body []byte) (*SendResult, error) {
+	p, attempts, err := c.sendCall(ctx, api, path, billno, openid, amount, body)
 	if err != nil {
 		return nil, err
 	}
-	res := sendResult(ans.params, billno, attempts)
+	res := sendResult(p, billno, attempts)
 	return &res, nil
+}
+
+// sendCall sends a red packet and checks that WeChat's success answer is
+// about this one: an answer naming another openid or amount means money
+// moved in a way nobody asked for, an unknown outcome to investigate.
+func (c *Client) sendCall(ctx context.Context, api, path, billno, openid string, amount int64, body []byte) (Params, int, error) {
+	ans, attempts, err := c.call(ctx, api, path, billno, body, false)
+	if err != nil {
+		return nil, attempts, err
+	}
+	p := ans.params
+	for _, f := range []field{{"re_openid", openid}, {"total_amount", strconv.FormatInt(amount, 10)}} {
+		if got := p[f.name]; got != "" && got != f.value {
+			return nil, attempts, &Error{API: api, MchBillno: billno, Outcome: OutcomeUnknown, Code: CodeMismatch,
+				Message: "the success answer names another " + f.name, Attempts: attempts}
+		}
+	}
+	return p, attempts, nil
 }
 
 func sendResult(p Params, billno string, attempts int) SendResult {

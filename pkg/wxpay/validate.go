@@ -39,6 +39,10 @@ const (
 	// Amounts in fen. Without a scene_id a red packet is 1 to 200 yuan.
 	sceneFreeMin = 100
 	sceneFreeMax = 20000
+	// WeChat's bounds for one red packet with a scene_id: 0.30 to 4,999
+	// yuan. A merchant's own product settings may be narrower (MONEY_LIMIT).
+	sceneMin = 30
+	sceneMax = 499900
 
 	groupMinNum = 3
 	groupMaxNum = 20
@@ -201,9 +205,14 @@ func checkText(name, value string, max int, required bool) *ValidationError {
 	return nil
 }
 
+// checkPositive: a whole number of fen, within WeChat's bounds for one red
+// packet (a mistyped amount never reaches WeChat).
 func checkPositive(name string, fen int64) *ValidationError {
 	if fen <= 0 {
 		return invalid(name, "must be a positive whole number of fen, got %d", fen)
+	}
+	if fen < sceneMin || fen > sceneMax {
+		return invalid(name, "must be %d to %d fen (0.30 to 4999 yuan), got %d", sceneMin, sceneMax, fen)
 	}
 	return nil
 }

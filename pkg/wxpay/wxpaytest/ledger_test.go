@@ -151,18 +151,24 @@ func withScene(r *wxpay.SendRequest) *wxpay.SendRequest {
 }
 
 // The default per-scene range is 30 to 499900 fen.
-func TestSceneAmountDefaults(t *testing.T) {
-	s := start(t, WithLimits(Limits{UserDailyAmount: -1}))
+func TestSceneAmountLimits(t *testing.T) {
+	// The client refuses amounts outside WeChat's absolute bounds (30 to
+	// 499900 fen) before sending; a merchant's narrower product settings
+	// are the simulator's to enforce.
+	s := start(t, WithLimits(Limits{UserDailyAmount: -1, SceneMinAmount: 50, SceneMaxAmount: 300000}))
 	c, _ := client(t, s)
 	ctx := context.Background()
 	for _, tc := range []struct {
 		fen  int64
 		code string
-	}{{29, "MONEY_LIMIT"}, {30, ""}, {499900, ""}, {499901, "MONEY_LIMIT"}} {
+	}{{49, "MONEY_LIMIT"}, {50, ""}, {300000, ""}, {300001, "MONEY_LIMIT"}} {
 		_, err := c.SendRedpack(ctx, withScene(sendReq(billnoN("SC", int(tc.fen%10000)), billnoN("u", int(tc.fen%10000)), tc.fen)))
 		if tc.code == "" && err != nil || tc.code != "" && wxErr(t, err).Code != tc.code {
 			t.Errorf("%d fen: %v", tc.fen, err)
 		}
+	}
+	if DefaultSceneMinAmount != 30 || DefaultSceneMaxAmount != 499900 {
+		t.Errorf("default scene bounds %d..%d, want WeChat's 30..499900", DefaultSceneMinAmount, DefaultSceneMaxAmount)
 	}
 }
 
