@@ -240,14 +240,19 @@ func Do[T any](ctx context.Context, s *Store, fn func(*wxpay.Client) (T, error))
 		// Nothing new to try with: WeChat's refusal stands.
 		return v, err
 	}
-	wait := wxpay.MinRetryInterval - s.cfg.Now().Sub(refusedAt)
-	if wait > 0 {
-		if !roomFor(ctx, s.cfg.Now(), wait) {
-			return v, err
-		}
-		if s.cfg.Sleep(ctx, wait) != nil {
-			return v, err
-		}
+	if fresh.MchID() != c.MchID() {
+		// The same billno under another merchant would be another red
+		// packet: never resend across merchants.
+		s.cfg.Logger.WarnContext(ctx, "wxpay: the rotated secret names another mch_id; not resending",
+			slog.String("secret_id", s.cfg.SecretID), slog.String("mch_id", c.MchID()), slog.String("new_mch_id", fresh.MchID()))
+		return v, err
+	}
+	wait := max(wxpay.MinRetryInterval-s.cfg.Now().Sub(refusedAt), 0)
+	if !roomFor(ctx, wait) {
+		return v, err
+	}
+	if wait > 0 && s.cfg.Sleep(ctx, wait) != nil {
+		return v, err
 	}
 	s.cfg.Logger.InfoContext(ctx, "wxpay: retrying with rotated credentials after WeChat refused the previous ones",
 		slog.String("secret_id", s.cfg.SecretID), slog.String("mch_id", fresh.MchID()))
@@ -255,12 +260,13 @@ func Do[T any](ctx context.Context, s *Store, fn func(*wxpay.Client) (T, error))
 }
 
 // roomFor reports whether ctx leaves time for a wait and one try after it.
-func roomFor(ctx context.Context, now time.Time, wait time.Duration) bool {
+func roomFor(ctx context.Context, wait time.Duration) bool {
 	if ctx.Err() != nil {
 		return false
 	}
+	// The deadline is wall-clock time, whatever clock the store was given.
 	deadline, ok := ctx.Deadline()
-	return !ok || deadline.Sub(now) > wait+500*time.Millisecond
+	return !ok || time.Until(deadline) > wait+500*time.Millisecond
 }
 
 // startLocked returns the fetch under way, or starts one. The fetch runs

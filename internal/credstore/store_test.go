@@ -528,3 +528,30 @@ func BenchmarkClientWarm(b *testing.B) {
 		b.Fatalf("Fetches() = %d", s.Fetches())
 	}
 }
+
+// TestDoNeverResendsAcrossMerchants: a rotated secret naming another mch_id
+// makes the same billno another merchant's red packet; Do does not resend.
+func TestDoNeverResendsAcrossMerchants(t *testing.T) {
+	m1 := newMerchant(t, testMchID, certOpts{})
+	m2 := newMerchant(t, "1900000110", certOpts{})
+	fake := newFakeSM(m1.pemSecret())
+	logger, logs := newLogger()
+	s := New(Config{SecretID: "id", SecretsManager: fake, NewClient: offlineClient, Now: newClock(testNow).Now, Logger: logger,
+		Sleep: func(context.Context, time.Duration) error { return nil }})
+	ctx := context.Background()
+	if _, err := s.Client(ctx); err != nil {
+		t.Fatal(err)
+	}
+	fake.set(m2.pemSecret())
+	calls := 0
+	_, err := Do(ctx, s, func(c *wxpay.Client) (string, error) {
+		calls++
+		return "", wxErr("CA_ERROR")
+	})
+	if calls != 1 || !wxpay.IsCredentialError(err) {
+		t.Errorf("fn ran %d times, err %v: want one try and WeChat's refusal", calls, err)
+	}
+	if !strings.Contains(logs.String(), "another mch_id") {
+		t.Errorf("not logged:\n%s", logs)
+	}
+}

@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"reflect"
 	"strings"
+	"sync"
 
 	"github.com/redpacket-lambda/wxredpack/pkg/wxpay"
 )
@@ -29,7 +31,7 @@ func decodeRequest(body []byte, v any) *wxpay.ValidationError {
 	if len(bytes.TrimSpace(body)) == 0 {
 		return &wxpay.ValidationError{Field: "body", Reason: "is empty; want a JSON object"}
 	}
-	if verr := checkKeys(body); verr != nil {
+	if verr := checkKeys(body, fieldNames(v)); verr != nil {
 		return verr
 	}
 	d := json.NewDecoder(bytes.NewReader(body))
@@ -43,9 +45,11 @@ func decodeRequest(body []byte, v any) *wxpay.ValidationError {
 	return nil
 }
 
-// checkKeys walks the object's top-level keys: function-supplied fields
-// and repeated keys are refused (a repeated total_amount is ambiguous).
-func checkKeys(body []byte) *wxpay.ValidationError {
+// checkKeys walks the object's top-level keys. Each must be one of known,
+// spelled exactly (encoding/json would also fill total_amount from a key
+// TOTAL_AMOUNT, and the last of the two would win), and given once;
+// function-supplied fields are refused.
+func checkKeys(body []byte, known map[string]bool) *wxpay.ValidationError {
 	d := json.NewDecoder(bytes.NewReader(body))
 	tok, err := d.Token()
 	if err != nil {
@@ -61,10 +65,19 @@ func checkKeys(body []byte) *wxpay.ValidationError {
 			return &wxpay.ValidationError{Field: "body", Reason: "is not valid JSON"}
 		}
 		key, _ := tok.(string)
-		if suppliedFields[key] {
+		switch {
+		case suppliedFields[key]:
 			return &wxpay.ValidationError{Field: key, Reason: "is supplied by the function and must not be sent"}
-		}
-		if seen[key] {
+		case key == "":
+			return &wxpay.ValidationError{Field: "body", Reason: "has an empty key"}
+		case !known[key]:
+			for name := range known {
+				if strings.EqualFold(name, key) {
+					return &wxpay.ValidationError{Field: key, Reason: fmt.Sprintf("is not a field of this API (field names are exact: %q)", name)}
+				}
+			}
+			return &wxpay.ValidationError{Field: key, Reason: "is not a field of this API"}
+		case seen[key]:
 			return &wxpay.ValidationError{Field: key, Reason: "appears more than once"}
 		}
 		seen[key] = true
@@ -74,6 +87,26 @@ func checkKeys(body []byte) *wxpay.ValidationError {
 		}
 	}
 	return nil
+}
+
+// fieldNamesByType caches the JSON names of each request type's fields.
+var fieldNamesByType sync.Map // reflect.Type -> map[string]bool
+
+// fieldNames returns the exact JSON field names of the struct v points to.
+func fieldNames(v any) map[string]bool {
+	t := reflect.TypeOf(v).Elem()
+	if names, ok := fieldNamesByType.Load(t); ok {
+		return names.(map[string]bool)
+	}
+	names := make(map[string]bool, t.NumField())
+	for i := range t.NumField() {
+		name, _, _ := strings.Cut(t.Field(i).Tag.Get("json"), ",")
+		if name != "" && name != "-" {
+			names[name] = true
+		}
+	}
+	fieldNamesByType.Store(t, names)
+	return names
 }
 
 // jsonError turns a decoding error into a ValidationError naming the field.

@@ -184,15 +184,18 @@ func (h *Handler) batch(ctx context.Context, records []sqsRecord) events.SQSEven
 	return resp
 }
 
-// billnoOf reads mch_billno from a record body without validating it.
+// billnoOf reads the key mch_billno, spelled exactly, from a request body
+// without validating it.
 func billnoOf(body string) string {
-	var probe struct {
-		MchBillno string `json:"mch_billno"`
-	}
-	if json.Unmarshal([]byte(body), &probe) != nil {
+	var fields map[string]json.RawMessage
+	if json.Unmarshal([]byte(body), &fields) != nil {
 		return ""
 	}
-	return probe.MchBillno
+	var billno string
+	if json.Unmarshal(fields["mch_billno"], &billno) != nil {
+		return ""
+	}
+	return billno
 }
 
 func attemptsOf(result any) int {

@@ -198,6 +198,9 @@ func TestInvalidInput(t *testing.T) {
 		{"long wishing", validMini("B1", map[string]any{"wishing": strings.Repeat("福", 43)}), "wishing", false},
 		{"other notify_way", validMini("B1", map[string]any{"notify_way": "JSAPI"}), "notify_way", false},
 		{"repeated key", `{"mch_billno":"B1","mch_billno":"B2"}`, "mch_billno", false},
+		{"key in another case", strings.Replace(validMini("B1", nil), "}", `,"TOTAL_AMOUNT":15000}`, 1), "TOTAL_AMOUNT", false},
+		{"key folded to the field", strings.Replace(validMini("B1", map[string]any{"send_name": nil}), "}", `,"ſend_name":"x"}`, 1), "ſend_name", false},
+		{"empty key", strings.Replace(validMini("B1", nil), "}", `,"":1}`, 1), "body", false},
 		{"not JSON", `{"mch_billno":`, "body", true},
 		{"array", `[1,2]`, "body", false},
 		{"trailing data", validMini("B1", nil) + `{}`, "body", true},
@@ -407,6 +410,9 @@ func TestQuery(t *testing.T) {
 	}
 	if r := get("QRY1", `null`); r.status != 200 {
 		t.Errorf("query with the default appid: %d %v", r.status, r.body)
+	}
+	if r := decodeReply(t, "direct", invoke(t, query, []byte(`{"mch_billno":"QRY1"}`))); r.status != 200 || r.body["status"] != wxpay.StatusReceived {
+		t.Errorf("direct query with the default appid: %v", r.body)
 	}
 	if r := get("NOSUCH1", `null`); r.status != http.StatusNotFound || r.errorField("outcome") != string(wxpay.OutcomeNotFound) {
 		t.Errorf("unknown billno: %d %v, want 404 not_found", r.status, r.body)

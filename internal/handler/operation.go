@@ -32,6 +32,8 @@ type operation[Req any] struct {
 	// fromHTTP builds the request from an API Gateway request; nil means
 	// the request is the JSON body.
 	fromHTTP func(r httpRequest, s Settings) *Req
+	// fill completes a request decoded from JSON with configured defaults.
+	fill     func(r *Req, s Settings)
 	billno   func(*Req) string
 	openid   func(*Req) string
 	send     func(ctx context.Context, c *wxpay.Client, r *Req) (any, error)
@@ -53,9 +55,13 @@ func (o *operation[Req]) parse(r httpRequest, s Settings) (call, *wxpay.Validati
 			// well-formed one, so the caller can match the refusal.
 			return call{billno: wellFormedBillno(billnoOf(string(r.body)))}, verr
 		}
+		if o.fill != nil {
+			o.fill(req, s)
+		}
 	}
 	c := call{billno: o.billno(req), openid: o.openid(req)}
 	if err := o.validate(req); err != nil {
+		c.billno = wellFormedBillno(c.billno) // a malformed one is not echoed
 		verr, _ := err.(*wxpay.ValidationError)
 		if verr == nil {
 			verr = &wxpay.ValidationError{Field: "body", Reason: err.Error()}
@@ -99,8 +105,9 @@ var (
 		},
 	}
 	// Query reads red packet records (gethbinfo). Through API Gateway the
-	// billno is the path's {mch_billno} and appid the query string's, or
-	// the configured default.
+	// billno is the path's {mch_billno} and appid the query string's; from
+	// SQS or a direct invoke, the JSON object's. A missing appid is the
+	// configured default (WXPAY_APPID).
 	Query Operation = &operation[wxpay.QueryRequest]{
 		name: "query", api: "gethbinfo", method: http.MethodGet,
 		fromHTTP: func(r httpRequest, s Settings) *wxpay.QueryRequest {
@@ -109,6 +116,11 @@ var (
 				q.AppID = s.DefaultAppID
 			}
 			return q
+		},
+		fill: func(r *wxpay.QueryRequest, s Settings) {
+			if r.AppID == "" {
+				r.AppID = s.DefaultAppID
+			}
 		},
 		billno:   func(r *wxpay.QueryRequest) string { return r.MchBillno },
 		openid:   func(*wxpay.QueryRequest) string { return "" },
