@@ -16,7 +16,6 @@ const (
 	CodeMethodNotAllowed = "METHOD_NOT_ALLOWED"
 	CodeConfig           = "CONFIG_ERROR"
 	CodeInternal         = "INTERNAL_ERROR"
-	CodeNotAttempted     = "NOT_ATTEMPTED"
 )
 
 // answer is the outcome of one request: its HTTP status, JSON body and
@@ -59,6 +58,8 @@ var statusByCode = map[string]int{
 	"ACCEPTMODE_ERROR":  http.StatusForbidden,
 	"FATAL_ERROR":       http.StatusConflict,
 	"FREQ_LIMIT":        http.StatusTooManyRequests,
+	// The deadline passed before anything was sent.
+	wxpay.CodeNotAttempted: http.StatusServiceUnavailable,
 	// The merchant's credentials were refused: a configuration fault.
 	"CA_ERROR":   http.StatusInternalServerError,
 	"SIGN_ERROR": http.StatusInternalServerError,

@@ -154,13 +154,13 @@ func (h *Handler) batch(ctx context.Context, records []sqsRecord) events.SQSEven
 					acquired = true
 				case <-ctx.Done():
 				}
-				if ctx.Err() != nil {
+				if ctx.Err() != nil || !timeForRecord(ctx) {
 					if acquired {
 						<-sem
 					}
 					// Not sent: SQS delivers it again later.
 					h.log.WarnContext(ctx, "record not attempted before the deadline",
-						slog.String("api", h.op.API()), slog.String("message_id", records[i].MessageID), slog.String("err_code", CodeNotAttempted))
+						slog.String("api", h.op.API()), slog.String("message_id", records[i].MessageID), slog.String("err_code", wxpay.CodeNotAttempted))
 					continue
 				}
 				a := h.handle(ctx, SourceSQS, httpRequest{body: []byte(records[i].Body)})
@@ -182,6 +182,16 @@ func (h *Handler) batch(ctx context.Context, records []sqsRecord) events.SQSEven
 		}
 	}
 	return resp
+}
+
+// minRecordTime is the least time left in which a batch starts a record: a
+// record started later would likely end unknown, while one not started is
+// simply delivered again.
+const minRecordTime = time.Second
+
+func timeForRecord(ctx context.Context) bool {
+	deadline, ok := ctx.Deadline()
+	return !ok || time.Until(deadline) >= minRecordTime
 }
 
 // billnoOf reads the key mch_billno, spelled exactly, from a request body
