@@ -59,7 +59,8 @@ FUZZ_TARGETS = \
 	./pkg/wxpay:FuzzDecodeXMLRecords \
 	./pkg/wxpay:FuzzFastDecodeMatchesSlow \
 	./pkg/wxpay:FuzzValidateSendMini \
-	./internal/handler:FuzzInvoke
+	./internal/handler:FuzzInvoke \
+	./internal/handler:FuzzDecodeRequest
 
 fuzz:
 	@for t in $(FUZZ_TARGETS); do \
