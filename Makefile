@@ -60,7 +60,8 @@ FUZZ_TARGETS = \
 	./pkg/wxpay:FuzzFastDecodeMatchesSlow \
 	./pkg/wxpay:FuzzValidateSendMini \
 	./internal/handler:FuzzInvoke \
-	./internal/handler:FuzzDecodeRequest
+	./internal/handler:FuzzDecodeRequest \
+	./internal/handler:FuzzObjectKeys
 
 fuzz:
 	@for t in $(FUZZ_TARGETS); do \

@@ -32,7 +32,7 @@ func invokeFunction(ctx context.Context, h *handler.Handler, payload []byte) ([]
 	ctx = lambdacontext.NewContext(ctx, &lambdacontext.LambdaContext{
 		AwsRequestID: fmt.Sprintf("local-%04d", requestSeq.Add(1)),
 	})
-	return lambda.NewHandler(h.Invoke).Invoke(ctx, payload)
+	return lambda.NewHandler(h).Invoke(ctx, payload)
 }
 
 // invokeSamples invokes every function on each of its samples in

@@ -14,5 +14,5 @@ func main() {
 	// Built once per execution environment: warm invocations reuse the
 	// credentials and the TLS connection to WeChat Pay.
 	h := handler.FromEnv(context.Background(), handler.SendGroup)
-	lambda.Start(h.Invoke)
+	lambda.Start(h)
 }

@@ -60,7 +60,7 @@ func newWarmFixture(tb testing.TB, w *world, op handler.Operation) *warmFixture 
 			tb.Fatalf("sendmini: %d %v", r.status, r.body)
 		}
 	}
-	lh := lambda.NewHandler(w.handler(op).Invoke)
+	lh := lambda.NewHandler(w.handler(op))
 	f := &warmFixture{payload: payload}
 	f.invoke = func(ctx context.Context) error {
 		out, err := lh.Invoke(ctx, payload)
@@ -217,7 +217,7 @@ func BenchmarkSQSBatch10(b *testing.B) {
 	const delay = 50 * time.Millisecond
 	slow := wxpaytest.Fault{Kind: wxpaytest.FaultNone, Delay: delay}
 	w := newWorld(b, unlimited)
-	lh := lambda.NewHandler(w.handler(handler.SendMini).Invoke)
+	lh := lambda.NewHandler(w.handler(handler.SendMini))
 	ctx := context.Background()
 	batchOf := func(prefix string) []byte {
 		var sb strings.Builder

@@ -9,6 +9,7 @@ import (
 	"reflect"
 	"strings"
 	"sync"
+	"unicode/utf8"
 
 	"github.com/redpacket-lambda/wxredpack/pkg/wxpay"
 )
@@ -31,6 +32,11 @@ func decodeRequest(body []byte, v any) *wxpay.ValidationError {
 	if len(bytes.TrimSpace(body)) == 0 {
 		return &wxpay.ValidationError{Field: "body", Reason: "is empty; want a JSON object"}
 	}
+	if !utf8.Valid(body) {
+		// encoding/json would replace the bad bytes with U+FFFD: the
+		// red packet would carry text the caller never sent.
+		return &wxpay.ValidationError{Field: "body", Reason: "is not valid UTF-8"}
+	}
 	if verr := checkKeys(body, fieldNames(v)); verr != nil {
 		return verr
 	}
@@ -50,21 +56,21 @@ func decodeRequest(body []byte, v any) *wxpay.ValidationError {
 // TOTAL_AMOUNT, and the last of the two would win), and given once;
 // function-supplied fields are refused.
 func checkKeys(body []byte, known map[string]bool) *wxpay.ValidationError {
-	d := json.NewDecoder(bytes.NewReader(body))
-	tok, err := d.Token()
-	if err != nil {
+	if !json.Valid(body) {
 		return &wxpay.ValidationError{Field: "body", Reason: "is not valid JSON"}
 	}
-	if delim, ok := tok.(json.Delim); !ok || delim != '{' {
-		return &wxpay.ValidationError{Field: "body", Reason: "must be a JSON object"}
-	}
-	seen := make(map[string]bool, 16)
-	for d.More() {
-		tok, err := d.Token()
-		if err != nil {
+	keys, ok := objectKeys(body)
+	if !ok {
+		if first := bytes.TrimLeft(body, " \t\r\n"); len(first) == 0 || first[0] != '{' {
+			return &wxpay.ValidationError{Field: "body", Reason: "must be a JSON object"}
+		}
+		// A key with escapes: encoding/json reads the keys.
+		if keys, ok = objectKeysSlow(body); !ok {
 			return &wxpay.ValidationError{Field: "body", Reason: "is not valid JSON"}
 		}
-		key, _ := tok.(string)
+	}
+	seen := make(map[string]bool, len(keys))
+	for _, key := range keys {
 		switch {
 		case suppliedFields[key]:
 			return &wxpay.ValidationError{Field: key, Reason: "is supplied by the function and must not be sent"}
@@ -81,12 +87,134 @@ func checkKeys(body []byte, known map[string]bool) *wxpay.ValidationError {
 			return &wxpay.ValidationError{Field: key, Reason: "appears more than once"}
 		}
 		seen[key] = true
-		var skip json.RawMessage
-		if err := d.Decode(&skip); err != nil {
-			return &wxpay.ValidationError{Field: "body", Reason: "is not valid JSON"}
-		}
 	}
 	return nil
+}
+
+// objectKeys returns the top-level keys of body, which must be valid JSON,
+// in order. It declines (ok=false) what is not an object and keys with
+// escapes, for objectKeysSlow.
+func objectKeys(body []byte) (keys []string, ok bool) {
+	i := skipSpace(body, 0)
+	if i >= len(body) || body[i] != '{' {
+		return nil, false
+	}
+	i = skipSpace(body, i+1)
+	if i < len(body) && body[i] == '}' {
+		return nil, true
+	}
+	for i < len(body) && body[i] == '"' {
+		end := i + 1
+		for end < len(body) && body[end] != '"' {
+			if body[end] == '\\' {
+				return nil, false
+			}
+			end++
+		}
+		if end >= len(body) {
+			return nil, false
+		}
+		if !utf8.Valid(body[i+1 : end]) {
+			return nil, false // encoding/json would substitute U+FFFD
+		}
+		keys = append(keys, string(body[i+1:end]))
+		i = skipSpace(body, end+1)
+		if i >= len(body) || body[i] != ':' {
+			return nil, false
+		}
+		if i = skipValue(body, skipSpace(body, i+1)); i < 0 {
+			return nil, false
+		}
+		i = skipSpace(body, i)
+		if i < len(body) && body[i] == '}' {
+			return keys, true
+		}
+		if i >= len(body) || body[i] != ',' {
+			return nil, false
+		}
+		i = skipSpace(body, i+1)
+	}
+	return nil, false
+}
+
+func skipSpace(b []byte, i int) int {
+	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
+		i++
+	}
+	return i
+}
+
+// skipValue returns the index just past the JSON value starting at i, or
+// -1. It relies on the document being valid JSON.
+func skipValue(b []byte, i int) int {
+	depth := 0
+	for i < len(b) {
+		switch b[i] {
+		case '"':
+			i++
+			for i < len(b) && b[i] != '"' {
+				if b[i] == '\\' {
+					i++
+				}
+				i++
+			}
+			if i >= len(b) {
+				return -1
+			}
+			i++
+		case '{', '[':
+			depth++
+			i++
+		case '}', ']':
+			if depth == 0 {
+				return i
+			}
+			depth--
+			i++
+		case ',':
+			if depth == 0 {
+				return i
+			}
+			i++
+		case ' ', '\t', '\n', '\r':
+			if depth == 0 {
+				return i
+			}
+			i++
+		default:
+			i++
+		}
+		if depth == 0 && i > 0 && (b[i-1] == '"' || b[i-1] == '}' || b[i-1] == ']') {
+			return i
+		}
+	}
+	if depth == 0 {
+		return i
+	}
+	return -1
+}
+
+// objectKeysSlow reads the top-level keys with encoding/json's tokenizer,
+// which decodes escapes in keys.
+func objectKeysSlow(body []byte) ([]string, bool) {
+	d := json.NewDecoder(bytes.NewReader(body))
+	if tok, err := d.Token(); err != nil || tok != json.Delim('{') {
+		return nil, false
+	}
+	var keys []string
+	for d.More() {
+		tok, err := d.Token()
+		if err != nil {
+			return nil, false
+		}
+		key, _ := tok.(string)
+		keys = append(keys, key)
+		var skip json.RawMessage
+		if err := d.Decode(&skip); err != nil {
+			return nil, false
+		}
+	}
+	return keys, true
 }
 
 // fieldNamesByType caches the JSON names of each request type's fields.

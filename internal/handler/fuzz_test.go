@@ -145,7 +145,7 @@ func FuzzInvoke(f *testing.F) {
 			op := benchOps[i]
 			before := w.sim.Requests()
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			got, err := h.Invoke(ctx, json.RawMessage(payload))
+			got, err := h.Respond(ctx, payload)
 			cancel()
 			if err != nil {
 				t.Fatalf("%s: Invoke returned an error: %v", op.Name(), err)
@@ -311,7 +311,7 @@ func FuzzDecodeRequest(f *testing.F) {
 	f.Fuzz(func(t *testing.T, body []byte) {
 		for i, h := range handlers {
 			op := benchOps[i]
-			got, err := h.Invoke(context.Background(), json.RawMessage(body))
+			got, err := h.Respond(context.Background(), body)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -35,11 +35,23 @@ func New(op Operation, store *credstore.Store, settings Settings, logger *slog.L
 	return &Handler{op: op, store: store, settings: settings.withDefaults(), log: logger, now: time.Now}
 }
 
-// Invoke handles one event of any accepted shape and returns what Lambda
+// Invoke implements lambda.Handler, so lambda.Start(h) hands it the raw
+// event and sends its bytes back with no reflection in between. The answer
+// is Respond's, as JSON.
+func (h *Handler) Invoke(ctx context.Context, payload []byte) ([]byte, error) {
+	answer, _ := h.Respond(ctx, payload)
+	if raw, ok := answer.(json.RawMessage); ok {
+		return raw, nil
+	}
+	return marshal(answer)
+}
+
+// Respond handles one event of any accepted shape and returns what Lambda
 // should answer: an API Gateway response, an SQS batch response, or for a
-// direct invoke the same JSON body an API caller gets. It never returns an
-// error: every outcome, even a broken event, is an answer.
-func (h *Handler) Invoke(ctx context.Context, payload json.RawMessage) (any, error) {
+// direct invoke (a json.RawMessage) the same JSON body an API caller gets.
+// It never returns an error: every outcome, even a broken event, is an
+// answer.
+func (h *Handler) Respond(ctx context.Context, payload []byte) (any, error) {
 	ctx, cancel := h.withReserve(ctx)
 	defer cancel()
 	src, env := classify(payload)

@@ -201,10 +201,10 @@ func TestInvalidInput(t *testing.T) {
 		{"key in another case", strings.Replace(validMini("B1", nil), "}", `,"TOTAL_AMOUNT":15000}`, 1), "TOTAL_AMOUNT", false},
 		{"key folded to the field", strings.Replace(validMini("B1", map[string]any{"send_name": nil}), "}", `,"ſend_name":"x"}`, 1), "ſend_name", false},
 		{"empty key", strings.Replace(validMini("B1", nil), "}", `,"":1}`, 1), "body", false},
-		{"not JSON", `{"mch_billno":`, "body", true},
+		{"not JSON", `{"mch_billno":`, "body", false},
 		{"array", `[1,2]`, "body", false},
-		{"trailing data", validMini("B1", nil) + `{}`, "body", true},
-		{"empty", ``, "body", true},
+		{"trailing data", validMini("B1", nil) + `{}`, "body", false},
+		{"empty", ``, "body", false},
 		{"over 64 KiB", validMini("B1", map[string]any{"remark": strings.Repeat("x", 65<<10)}), "body", false},
 	}
 	for _, tc := range cases {
@@ -234,6 +234,21 @@ func TestInvalidInput(t *testing.T) {
 	}
 	if n := w.sm.Calls(); n != 0 {
 		t.Errorf("Secrets Manager calls = %d; invalid input needs no credentials", n)
+	}
+}
+
+// TestInvalidUTF8: a direct invoke's raw bytes that are not UTF-8 are
+// refused rather than sent with U+FFFD in their place.
+func TestInvalidUTF8(t *testing.T) {
+	w := newWorld(t)
+	h := w.handler(handler.SendMini)
+	body := strings.Replace(validMini("UTF1", nil), "快来抢", "\xff\xfe", 1)
+	r := decodeReply(t, "direct", invoke(t, h, []byte(body)))
+	if r.errorField("code") != handler.CodeInvalidRequest || r.errorField("field") != "body" || !strings.Contains(r.errorField("message").(string), "UTF-8") {
+		t.Errorf("answer %v, want INVALID_REQUEST: body is not valid UTF-8", r.body)
+	}
+	if w.sim.Requests() != 0 {
+		t.Errorf("the simulator saw %d requests", w.sim.Requests())
 	}
 }
 

@@ -80,7 +80,7 @@ func invoke(t testing.TB, h *handler.Handler, payload []byte) []byte {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	out, err := lambda.NewHandler(h.Invoke).Invoke(ctx, payload)
+	out, err := lambda.NewHandler(h).Invoke(ctx, payload)
 	if err != nil {
 		t.Fatalf("invoke: %v", err)
 	}
@@ -284,5 +284,5 @@ func contextWithTimeout(d time.Duration) (context.Context, context.CancelFunc) {
 }
 
 func lambdaInvoke(ctx context.Context, h *handler.Handler, payload []byte) ([]byte, error) {
-	return lambda.NewHandler(h.Invoke).Invoke(ctx, payload)
+	return lambda.NewHandler(h).Invoke(ctx, payload)
 }
