@@ -12,10 +12,9 @@ import (
 
 // Codes the functions answer with besides WeChat's err_codes.
 const (
-	CodeInvalidRequest   = "INVALID_REQUEST"
-	CodeMethodNotAllowed = "METHOD_NOT_ALLOWED"
-	CodeConfig           = "CONFIG_ERROR"
-	CodeInternal         = "INTERNAL_ERROR"
+	CodeInvalidRequest = "INVALID_REQUEST"
+	CodeConfig         = "CONFIG_ERROR"
+	CodeInternal       = "INTERNAL_ERROR"
 )
 
 // answer is the outcome of one request: its HTTP status, JSON body and

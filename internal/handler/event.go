@@ -4,7 +4,6 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
-	"fmt"
 )
 
 // Source names an event source, as logged.
@@ -89,7 +88,7 @@ func (e *envelope) request(src Source) (httpRequest, error) {
 	if e.IsBase64Encoded {
 		b, err := base64.StdEncoding.DecodeString(*e.Body)
 		if err != nil {
-			return r, fmt.Errorf("%w", errBadBase64)
+			return r, errBadBase64
 		}
 		r.body = b
 	} else {
