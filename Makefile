@@ -65,7 +65,8 @@ FUZZ_TARGETS = \
 	./pkg/wxpay:FuzzValidateSendMini \
 	./internal/handler:FuzzInvoke \
 	./internal/handler:FuzzDecodeRequest \
-	./internal/handler:FuzzObjectKeys
+	./internal/handler:FuzzObjectKeys \
+	./internal/handler:FuzzFastEnvelope
 
 fuzz:
 	@for t in $(FUZZ_TARGETS); do \

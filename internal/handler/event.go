@@ -52,20 +52,28 @@ type httpRequest struct {
 
 // classify decodes the event's envelope and says which source sent it.
 func classify(payload []byte) (Source, *envelope) {
-	var env envelope
-	if err := json.Unmarshal(payload, &env); err != nil {
-		// Not an object at all: a direct invoke with a bad payload.
-		return SourceDirect, nil
+	env, ok := fastEnvelope(payload)
+	if !ok {
+		env = &envelope{}
+		if err := json.Unmarshal(payload, env); err != nil {
+			// Not an envelope: a direct invoke, whose decoding says why.
+			return SourceDirect, nil
+		}
 	}
+	return sourceOf(env), env
+}
+
+// sourceOf tells the event source by the envelope's shape.
+func sourceOf(env *envelope) Source {
 	switch {
 	case len(env.Records) > 0 && env.Records[0].EventSource == "aws:sqs":
-		return SourceSQS, &env
+		return SourceSQS
 	case env.RequestContext != nil && env.RequestContext.HTTP != nil && env.Version == "2.0":
-		return SourceHTTP, &env
+		return SourceHTTP
 	case env.RequestContext != nil && env.HTTPMethod != "":
-		return SourceREST, &env
+		return SourceREST
 	}
-	return SourceDirect, nil
+	return SourceDirect
 }
 
 // errBadBase64 is an API Gateway body flagged base64 that does not decode.

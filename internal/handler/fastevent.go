@@ -1,0 +1,217 @@
+package handler
+
+import (
+	"bytes"
+	"encoding/json"
+	"strings"
+	"unicode/utf8"
+)
+
+// envelopeKeys are the top-level keys the envelope reads.
+var envelopeKeys = []string{"version", "httpMethod", "requestContext", "body", "isBase64Encoded", "pathParameters", "queryStringParameters", "Records"}
+
+// fastEnvelope reads an event's envelope without running encoding/json over
+// the whole event (headers, identity and the rest are skipped by a byte
+// scan). It declines (ok=false) anything that is not plainly shaped: keys
+// with escapes, a key matching an envelope key only up to case (which
+// encoding/json would fill), repeated envelope keys, or a value of an
+// unexpected type; classify then decodes with encoding/json.
+// FuzzFastEnvelope checks that both read the same from valid JSON.
+//
+// It does not validate the parts of the event it skips: Lambda only ever
+// delivers valid JSON (its Invoke API refuses anything else), and the
+// request body it extracts is decoded strictly later.
+func fastEnvelope(payload []byte) (*envelope, bool) {
+	env := &envelope{}
+	seen := 0
+	ok := objectFields(payload, func(key string, raw []byte) bool {
+		i := keyIndex(key)
+		switch {
+		case i == -2:
+			return false
+		case i < 0:
+			return true
+		}
+		if seen&(1<<i) != 0 {
+			return false
+		}
+		seen |= 1 << i
+		switch key {
+		case "version":
+			return plainString(raw, &env.Version)
+		case "httpMethod":
+			return plainString(raw, &env.HTTPMethod)
+		case "body":
+			if string(raw) == "null" {
+				return true
+			}
+			var body string
+			if !plainString(raw, &body) {
+				return false
+			}
+			env.Body = &body
+			return true
+		case "isBase64Encoded":
+			switch string(raw) {
+			case "true":
+				env.IsBase64Encoded = true
+				return true
+			case "false", "null":
+				return true
+			}
+			return false
+		case "pathParameters":
+			return json.Unmarshal(raw, &env.PathParameters) == nil
+		case "queryStringParameters":
+			return json.Unmarshal(raw, &env.QueryStringParameters) == nil
+		case "Records":
+			return json.Unmarshal(raw, &env.Records) == nil
+		case "requestContext":
+			return fastRequestContext(raw, env)
+		}
+		return true
+	})
+	return env, ok
+}
+
+// keyIndex returns the index of key in envelopeKeys, -1 for other keys,
+// and -2 for a key encoding/json would take for an envelope key.
+func keyIndex(key string) int {
+	for i, k := range envelopeKeys {
+		if k == key {
+			return i
+		}
+	}
+	for _, k := range envelopeKeys {
+		if strings.EqualFold(k, key) {
+			return -2
+		}
+	}
+	return -1
+}
+
+// fastRequestContext reads requestContext's presence and http.method.
+func fastRequestContext(raw []byte, env *envelope) bool {
+	if string(raw) == "null" {
+		return true
+	}
+	if raw[0] != '{' {
+		return false
+	}
+	rc := &struct {
+		RequestID string `json:"requestId"`
+		HTTP      *struct {
+			Method string `json:"method"`
+		} `json:"http"`
+	}{}
+	env.RequestContext = rc
+	seenHTTP, seenID := false, false
+	return objectFields(raw, func(key string, v []byte) bool {
+		switch {
+		case key == "http":
+			if seenHTTP {
+				return false
+			}
+			seenHTTP = true
+			if string(v) == "null" {
+				return true
+			}
+			if v[0] != '{' {
+				return false
+			}
+			rc.HTTP = &struct {
+				Method string `json:"method"`
+			}{}
+			seenMethod := false
+			return objectFields(v, func(k string, m []byte) bool {
+				switch {
+				case k == "method":
+					if seenMethod {
+						return false
+					}
+					seenMethod = true
+					return plainString(m, &rc.HTTP.Method)
+				case strings.EqualFold(k, "method"):
+					return false
+				}
+				return true
+			})
+		case key == "requestId":
+			if seenID {
+				return false
+			}
+			seenID = true
+			return plainString(v, &rc.RequestID)
+		case strings.EqualFold(key, "http"), strings.EqualFold(key, "requestId"):
+			return false
+		}
+		return true
+	})
+}
+
+// plainString stores a JSON string (or null, as "") in dst; false for
+// another type.
+func plainString(raw []byte, dst *string) bool {
+	if string(raw) == "null" {
+		return true
+	}
+	if len(raw) < 2 || raw[0] != '"' {
+		return false
+	}
+	inner := raw[1 : len(raw)-1]
+	if bytes.IndexByte(inner, '\\') < 0 && utf8.Valid(inner) {
+		*dst = string(inner)
+		return true
+	}
+	return json.Unmarshal(raw, dst) == nil
+}
+
+// objectFields calls fn with each member of the JSON object b: its key,
+// spelled exactly, and its raw value. It returns false if b is not an
+// object, a key has escapes or is not UTF-8, or fn returns false. It
+// delimits values without validating them (b is expected to be valid JSON)
+// and never reads out of bounds.
+func objectFields(b []byte, fn func(key string, raw []byte) bool) bool {
+	i := skipSpace(b, 0)
+	if i >= len(b) || b[i] != '{' {
+		return false
+	}
+	i = skipSpace(b, i+1)
+	if i < len(b) && b[i] == '}' {
+		return true
+	}
+	for i < len(b) && b[i] == '"' {
+		end := i + 1
+		for end < len(b) && b[end] != '"' {
+			if b[end] == '\\' {
+				return false
+			}
+			end++
+		}
+		if end >= len(b) || !utf8.Valid(b[i+1:end]) {
+			return false
+		}
+		key := string(b[i+1 : end])
+		i = skipSpace(b, end+1)
+		if i >= len(b) || b[i] != ':' {
+			return false
+		}
+		start := skipSpace(b, i+1)
+		stop := skipValue(b, start)
+		if stop < 0 || stop <= start {
+			return false
+		}
+		if !fn(key, b[start:stop]) {
+			return false
+		}
+		i = skipSpace(b, stop)
+		if i < len(b) && b[i] == '}' {
+			return true
+		}
+		if i >= len(b) || b[i] != ',' {
+			return false
+		}
+		i = skipSpace(b, i+1)
+	}
+	return false
+}
