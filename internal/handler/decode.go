@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"reflect"
 	"strings"
 	"sync"
@@ -40,13 +39,10 @@ func decodeRequest(body []byte, v any) *wxpay.ValidationError {
 	if verr := checkKeys(body, fieldNames(v)); verr != nil {
 		return verr
 	}
-	d := json.NewDecoder(bytes.NewReader(body))
-	d.DisallowUnknownFields()
-	if err := d.Decode(v); err != nil {
+	// checkKeys admitted only v's exact field names, each once, in one
+	// valid JSON object: what remains for encoding/json is the values.
+	if err := json.Unmarshal(body, v); err != nil {
 		return jsonError(err)
-	}
-	if _, err := d.Token(); err != io.EOF {
-		return &wxpay.ValidationError{Field: "body", Reason: "has data after the JSON object"}
 	}
 	return nil
 }
