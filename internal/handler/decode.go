@@ -89,48 +89,13 @@ func checkKeys(body []byte, known map[string]bool) *wxpay.ValidationError {
 
 // objectKeys returns the top-level keys of body, which must be valid JSON,
 // in order. It declines (ok=false) what is not an object and keys with
-// escapes, for objectKeysSlow.
+// escapes or bytes that are not UTF-8, for objectKeysSlow.
 func objectKeys(body []byte) (keys []string, ok bool) {
-	i := skipSpace(body, 0)
-	if i >= len(body) || body[i] != '{' {
-		return nil, false
-	}
-	i = skipSpace(body, i+1)
-	if i < len(body) && body[i] == '}' {
-		return nil, true
-	}
-	for i < len(body) && body[i] == '"' {
-		end := i + 1
-		for end < len(body) && body[end] != '"' {
-			if body[end] == '\\' {
-				return nil, false
-			}
-			end++
-		}
-		if end >= len(body) {
-			return nil, false
-		}
-		if !utf8.Valid(body[i+1 : end]) {
-			return nil, false // encoding/json would substitute U+FFFD
-		}
-		keys = append(keys, string(body[i+1:end]))
-		i = skipSpace(body, end+1)
-		if i >= len(body) || body[i] != ':' {
-			return nil, false
-		}
-		if i = skipValue(body, skipSpace(body, i+1)); i < 0 {
-			return nil, false
-		}
-		i = skipSpace(body, i)
-		if i < len(body) && body[i] == '}' {
-			return keys, true
-		}
-		if i >= len(body) || body[i] != ',' {
-			return nil, false
-		}
-		i = skipSpace(body, i+1)
-	}
-	return nil, false
+	ok = objectFields(body, func(key string, _ []byte) bool {
+		keys = append(keys, key)
+		return true
+	})
+	return keys, ok
 }
 
 func skipSpace(b []byte, i int) int {
