@@ -26,6 +26,7 @@ func NewLogger(w io.Writer, level string) *slog.Logger {
 // requestIDHandler adds the Lambda request id to every record.
 type requestIDHandler struct{ slog.Handler }
 
+// Handle adds the request id, when the context has one, and writes r.
 func (h requestIDHandler) Handle(ctx context.Context, r slog.Record) error {
 	if lc, ok := lambdacontext.FromContext(ctx); ok {
 		r.AddAttrs(slog.String("requestId", lc.AwsRequestID))
@@ -33,10 +34,12 @@ func (h requestIDHandler) Handle(ctx context.Context, r slog.Record) error {
 	return h.Handler.Handle(ctx, r)
 }
 
+// WithAttrs keeps the request id on the derived handler.
 func (h requestIDHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
 	return requestIDHandler{h.Handler.WithAttrs(attrs)}
 }
 
+// WithGroup keeps the request id on the derived handler.
 func (h requestIDHandler) WithGroup(name string) slog.Handler {
 	return requestIDHandler{h.Handler.WithGroup(name)}
 }

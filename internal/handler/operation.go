@@ -40,8 +40,13 @@ type operation[Req any] struct {
 	validate func(*Req) error
 }
 
-func (o *operation[Req]) Name() string   { return o.name }
-func (o *operation[Req]) API() string    { return o.api }
+// Name implements Operation.
+func (o *operation[Req]) Name() string { return o.name }
+
+// API implements Operation.
+func (o *operation[Req]) API() string { return o.api }
+
+// Method implements Operation.
 func (o *operation[Req]) Method() string { return o.method }
 
 func (o *operation[Req]) parse(r httpRequest, s Settings) (call, *wxpay.ValidationError) {

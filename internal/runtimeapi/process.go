@@ -79,6 +79,7 @@ func (p *Process) Stop() {
 
 type lockedWriter Process
 
+// Write appends b to the process output under its lock.
 func (w *lockedWriter) Write(b []byte) (int, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()

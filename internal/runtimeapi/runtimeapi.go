@@ -60,6 +60,7 @@ type FunctionError struct {
 	Type    string `json:"errorType"`
 }
 
+// Error describes the function error.
 func (e *FunctionError) Error() string { return e.Type + ": " + e.Message }
 
 // Start listens on 127.0.0.1 on a free port and serves the Runtime API.

@@ -58,6 +58,7 @@ type Error struct {
 	Err error
 }
 
+// Error describes the call, its outcome and code, never secrets.
 func (e *Error) Error() string {
 	s := fmt.Sprintf("wxpay: %s %s: %s %s", e.API, e.MchBillno, e.Outcome, e.Code)
 	if e.Message != "" {

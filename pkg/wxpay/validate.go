@@ -16,6 +16,7 @@ type ValidationError struct {
 	Reason string
 }
 
+// Error names the field and what is wrong with it.
 func (e *ValidationError) Error() string {
 	return "wxpay: invalid request: " + e.Field + ": " + e.Reason
 }

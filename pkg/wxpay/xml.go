@@ -31,6 +31,7 @@ type XMLError struct {
 	Err error
 }
 
+// Error says why the body is not an APIv2 document.
 func (e *XMLError) Error() string {
 	if e.Err != nil {
 		return "wxpay: malformed XML: " + e.Reason + ": " + e.Err.Error()
