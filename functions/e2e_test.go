@@ -12,7 +12,6 @@ import (
 	"os"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/redpacket-lambda/wxredpack/pkg/wxpay/wxpaytest"
 )
@@ -37,7 +36,7 @@ func TestEvents(t *testing.T) {
 			if fn == "query" {
 				sendQueried(t, st, bins, openids)
 			}
-			calls0, hs0 := st.sm.Calls(), settledHandshakes(st.sim)
+			calls0, hs0 := st.sm.Calls(), st.sim.SettledHandshakes()
 			p := startProc(t, fn, bins[fn], st.env())
 			for i, file := range eventFiles(t, fn) {
 				t.Run(file, func(t *testing.T) {
@@ -90,22 +89,6 @@ func TestEvents(t *testing.T) {
 			checkOutput(t, p, append(st.secrets(), openids...)...)
 		})
 	}
-}
-
-// settledHandshakes waits until the simulator's handshake count stops
-// moving (net/http may finish a dial it started for an earlier concurrent
-// request after that request was served) and returns it.
-func settledHandshakes(sim *wxpaytest.Server) int {
-	n := sim.Handshakes()
-	for still := 0; still < 3; {
-		time.Sleep(10 * time.Millisecond)
-		if m := sim.Handshakes(); m != n {
-			n, still = m, 0
-		} else {
-			still++
-		}
-	}
-	return n
 }
 
 // sendQueried sends the red packets the query samples ask about, through

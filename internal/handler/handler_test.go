@@ -49,7 +49,7 @@ func TestEvents(t *testing.T) {
 				source := sourceOf(file)
 				requests := requestsIn(t, payload)
 				first := decodeReply(t, source, invoke(t, h, payload))
-				handshakes := settledHandshakes(w.sim)
+				handshakes := w.sim.SettledHandshakes()
 				second := decodeReply(t, source, invoke(t, h, payload))
 				// (An SQS batch's records run in parallel, on as many
 				// connections as the overlap needs.)
@@ -101,23 +101,6 @@ func TestEvents(t *testing.T) {
 		t.Errorf("Secrets Manager calls = %d, want one per function (%d)", got, len(ops))
 	}
 	assertNoSecrets(t, w.logs.String(), w.sim.Merchant())
-}
-
-// settledHandshakes waits until the simulator's handshake count stops
-// moving and returns it. net/http may finish a dial it started for an
-// earlier concurrent request (an SQS batch) after that request was served
-// on another connection; such a late handshake is not the warm call's.
-func settledHandshakes(sim *wxpaytest.Server) int {
-	n := sim.Handshakes()
-	for still := 0; still < 3; {
-		time.Sleep(10 * time.Millisecond)
-		if m := sim.Handshakes(); m != n {
-			n, still = m, 0
-		} else {
-			still++
-		}
-	}
-	return n
 }
 
 // checkJSAPI verifies sendmini's wx.sendBizRedPacket parameters.

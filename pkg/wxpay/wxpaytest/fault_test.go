@@ -277,6 +277,9 @@ func TestKeepAlive(t *testing.T) {
 	if h := s.Handshakes(); h != 1 {
 		t.Errorf("%d TLS handshakes for 50 sequential calls, want 1", h)
 	}
+	if h := s.SettledHandshakes(); h != 1 {
+		t.Errorf("settled: %d TLS handshakes, want 1", h)
+	}
 }
 
 func TestConcurrency(t *testing.T) {

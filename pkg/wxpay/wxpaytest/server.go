@@ -563,6 +563,24 @@ func (s *Server) RequestsFor(billno string) int {
 // both endpoints. A client that keeps its connection alive makes one.
 func (s *Server) Handshakes() int { return int(s.handshakes.Load()) }
 
+// SettledHandshakes waits until the handshake count has not moved for
+// 30 ms and returns it. net/http may finish a dial it started for one of
+// several concurrent requests after that request was served on another
+// connection; a test that counts the handshakes of the calls that follow
+// starts from the settled count, so such a late dial is not theirs.
+func (s *Server) SettledHandshakes() int {
+	n := s.Handshakes()
+	for still := 0; still < 3; {
+		time.Sleep(10 * time.Millisecond)
+		if m := s.Handshakes(); m != n {
+			n, still = m, 0
+		} else {
+			still++
+		}
+	}
+	return n
+}
+
 func (s *Server) countRequest(path string, backup bool) {
 	s.statsMu.Lock()
 	s.requests++
