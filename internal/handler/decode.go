@@ -207,8 +207,8 @@ func jsonError(err error) *wxpay.ValidationError {
 			return &wxpay.ValidationError{Field: "body", Reason: "must be a JSON object"}
 		}
 		want := "a string"
-		switch typeErr.Type.Kind().String() {
-		case "int64", "int":
+		switch typeErr.Type.Kind() {
+		case reflect.Int64, reflect.Int:
 			want = "a whole number"
 			if field == "total_amount" {
 				want = "a whole number of fen"
@@ -216,9 +216,6 @@ func jsonError(err error) *wxpay.ValidationError {
 		}
 		return &wxpay.ValidationError{Field: field, Reason: fmt.Sprintf("must be %s, got %s", want, typeErr.Value)}
 	}
-	if msg := err.Error(); strings.HasPrefix(msg, "json: unknown field ") {
-		field := strings.Trim(strings.TrimPrefix(msg, "json: unknown field "), `"`)
-		return &wxpay.ValidationError{Field: field, Reason: "is not a field of this API"}
-	}
+	// checkKeys has refused unknown fields and malformed JSON already.
 	return &wxpay.ValidationError{Field: "body", Reason: "is not valid JSON"}
 }
