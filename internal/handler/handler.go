@@ -83,21 +83,20 @@ func (h *Handler) withReserve(ctx context.Context) (context.Context, context.Can
 
 // http answers one API Gateway request.
 func (h *Handler) http(ctx context.Context, src Source, env *envelope) answer {
+	start := h.now()
 	r, err := env.request(src)
-	if err != nil {
-		start := h.now()
-		a := failure(call{}, &wxpay.ValidationError{Field: "body", Reason: err.Error()})
-		h.logAnswer(ctx, src, a, start)
-		return a
+	var refusal answer
+	switch {
+	case err != nil:
+		refusal = failure(call{}, &wxpay.ValidationError{Field: "body", Reason: err.Error()})
+	case r.method != h.op.Method():
+		refusal = failure(call{}, &wxpay.ValidationError{Field: "method", Reason: "must be " + h.op.Method()})
+		refusal.status = http.StatusMethodNotAllowed
+	default:
+		return h.handle(ctx, src, r)
 	}
-	if r.method != h.op.Method() {
-		start := h.now()
-		a := failure(call{}, &wxpay.ValidationError{Field: "method", Reason: "must be " + h.op.Method()})
-		a.status = http.StatusMethodNotAllowed
-		h.logAnswer(ctx, src, a, start)
-		return a
-	}
-	return h.handle(ctx, src, r)
+	h.logAnswer(ctx, src, refusal, start)
+	return refusal
 }
 
 // handle decodes, validates and sends one request, and logs its line.
