@@ -69,6 +69,7 @@ FUZZ_TARGETS = \
 	./internal/handler:FuzzInvoke \
 	./internal/handler:FuzzDecodeRequest \
 	./internal/handler:FuzzObjectKeys \
+	./internal/handler:FuzzDecodePlainMatchesStrict \
 	./internal/handler:FuzzFastEnvelope
 
 fuzz:

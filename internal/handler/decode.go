@@ -36,6 +36,17 @@ func decodeRequest(body []byte, v any) *wxpay.ValidationError {
 		// red packet would carry text the caller never sent.
 		return &wxpay.ValidationError{Field: "body", Reason: "is not valid UTF-8"}
 	}
+	if decodePlain(body, v) {
+		return nil
+	}
+	// Not plainly written, or not right: decode it strictly from scratch.
+	reflect.ValueOf(v).Elem().SetZero()
+	return decodeStrict(body, v)
+}
+
+// decodeStrict decodes body, valid UTF-8, with encoding/json once checkKeys
+// has admitted its keys.
+func decodeStrict(body []byte, v any) *wxpay.ValidationError {
 	if verr := checkKeys(body, fieldNames(v)); verr != nil {
 		return verr
 	}

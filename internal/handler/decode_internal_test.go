@@ -4,9 +4,13 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
+	"unicode/utf8"
+
+	"github.com/redpacket-lambda/wxredpack/pkg/wxpay"
 )
 
 // FuzzObjectKeys: whenever the fast key scanner reads a valid JSON
@@ -103,5 +107,86 @@ func BenchmarkClassify(b *testing.B) {
 		if src, _ := classify(payload); src != SourceREST {
 			b.Fatal(src)
 		}
+	}
+}
+
+// plainDecodeTypes are the request types the fast decoder fills.
+var plainDecodeTypes = []func() any{
+	func() any { return new(wxpay.SendGroupRequest) },
+	func() any { return new(wxpay.SendMiniRequest) },
+	func() any { return new(wxpay.SendRequest) },
+	func() any { return new(wxpay.QueryRequest) },
+}
+
+// FuzzDecodePlainMatchesStrict: whatever the fast decoder accepts, the
+// strict path (exact keys, then encoding/json) accepts too, with the same
+// request.
+func FuzzDecodePlainMatchesStrict(f *testing.F) {
+	for _, s := range []string{
+		`{}`, ` { } `, `{"mch_billno":"B1","total_amount":100}`, `{"mch_billno":"B1","mch_billno":"B2"}`,
+		`{"total_amount":-0}`, `{"total_amount":007}`, `{"total_amount":1e2}`, `{"total_amount":1.0}`,
+		`{"total_amount":123456789012345678}`, `{"total_amount":"100"}`, `{"wishing":"\u606d"}`,
+		`{"wishing":"恭喜发财"}`, `{"TOTAL_AMOUNT":1}`, `{"mch_billno":null}`, `{"mch_billno":"B1"} x`,
+		`{"mch_billno":"B1",}`, `{"mch_id":"1"}`, `{"send_name":"a","wxappid":"wx1","total_num":3}`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		if !utf8.Valid(body) {
+			return // decodeRequest refuses it before either path
+		}
+		for _, newReq := range plainDecodeTypes {
+			fast, strict := newReq(), newReq()
+			if !decodePlain(body, fast) {
+				continue
+			}
+			if verr := decodeStrict(body, strict); verr != nil {
+				t.Fatalf("%T: fast decoder read %q, the strict path refused it: %v", fast, body, verr)
+			}
+			if !reflect.DeepEqual(fast, strict) {
+				t.Fatalf("%T of %q:\nfast   %+v\nstrict %+v", fast, body, fast, strict)
+			}
+		}
+	})
+}
+
+// TestDecodePlain: the fast decoder reads plain bodies and leaves anything
+// else to the strict path, which refuses or reads it.
+func TestDecodePlain(t *testing.T) {
+	for _, tc := range []struct {
+		body string
+		want bool
+	}{
+		{`{"mch_billno":"B1","wxappid":"wx1","total_amount":100,"total_num":1}`, true},
+		{" {\n\t\"wishing\" : \"恭喜发财\" ,\r\n\"total_amount\":-5 } \n", true},
+		{`{}`, true},
+		{`{"wishing":"a\nb"}`, false},     // an escape
+		{"{\"wishing\":\"a\tb\"}", false}, // a raw control character: not JSON
+		{`{"mch_billno":"B1","mch_billno":"B2"}`, false},
+		{`{"Mch_Billno":"B1"}`, false},     // not the exact name
+		{`{"mch_id":"1900000109"}`, false}, // supplied by the function
+		{`{"total_amount":1e2}`, false},    // not a plain integer
+		{`{"total_amount":0100}`, false},   // a leading zero is not JSON
+		{`{"total_amount":1234567890123456789}`, false},
+		{`{"total_amount":"100"}`, false}, // a string for a number
+		{`{"mch_billno":100}`, false},     // a number for a string
+		{`{"mch_billno":null}`, false},
+		{`{"mch_billno":"B1"}{}`, false}, // trailing data
+		{`{"mch_billno":"B1",}`, false},
+		{`["mch_billno"]`, false},
+		{``, false},
+	} {
+		var req wxpay.SendMiniRequest
+		if got := decodePlain([]byte(tc.body), &req); got != tc.want {
+			t.Errorf("decodePlain(%q) = %v, want %v", tc.body, got, tc.want)
+		}
+	}
+	var req wxpay.SendMiniRequest
+	if !decodePlain([]byte(`{"mch_billno":"B1","wishing":"恭喜发财","total_amount":100,"total_num":1}`), &req) {
+		t.Fatal("declined a plain body")
+	}
+	want := wxpay.SendMiniRequest{MchBillno: "B1", Wishing: "恭喜发财", TotalAmount: 100, TotalNum: 1}
+	if req != want {
+		t.Errorf("decoded %+v, want %+v", req, want)
 	}
 }

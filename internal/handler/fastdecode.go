@@ -1,0 +1,162 @@
+package handler
+
+import (
+	"reflect"
+	"strconv"
+	"strings"
+	"sync"
+)
+
+// plainField is one field of a request struct as the fast decoder fills
+// it: its exact JSON name, its index in the struct and whether it holds a
+// whole number (int64) rather than a string.
+type plainField struct {
+	name  string
+	index int
+	isInt bool
+}
+
+// plainFieldsByType caches each request type's plainFields.
+var plainFieldsByType sync.Map // reflect.Type -> []plainField
+
+// plainFields returns the fields of the struct type t (strings and int64s
+// only, as the request types are).
+func plainFields(t reflect.Type) []plainField {
+	if fields, ok := plainFieldsByType.Load(t); ok {
+		return fields.([]plainField)
+	}
+	var fields []plainField
+	for i := range t.NumField() {
+		f := t.Field(i)
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		if name == "" || name == "-" {
+			continue
+		}
+		switch f.Type.Kind() {
+		case reflect.String:
+			fields = append(fields, plainField{name: name, index: i})
+		case reflect.Int64:
+			fields = append(fields, plainField{name: name, index: i, isInt: true})
+		default:
+			panic("handler: request field " + f.Name + " is neither a string nor an int64")
+		}
+	}
+	plainFieldsByType.Store(t, fields)
+	return fields
+}
+
+// decodePlain decodes a plainly written request body into the struct v
+// points to, in one pass: a JSON object whose keys are v's field names,
+// exactly and once each, whose string values have no escapes and whose
+// numbers are whole, short and plain. It declines (ok=false) everything
+// else, and decodeRequest's strict path then decodes the body or names
+// what is wrong with it; for what it accepts, both give the same request
+// (FuzzDecodePlainMatchesStrict). The body must be valid UTF-8. A declined
+// body may have filled some of v's fields.
+func decodePlain(body []byte, v any) bool {
+	rv := reflect.ValueOf(v).Elem()
+	fields := plainFields(rv.Type())
+	if len(fields) > 64 {
+		return false
+	}
+	var seen uint64
+	i := skipSpace(body, 0)
+	if i >= len(body) || body[i] != '{' {
+		return false
+	}
+	i = skipSpace(body, i+1)
+	if i < len(body) && body[i] == '}' {
+		return skipSpace(body, i+1) == len(body)
+	}
+	for {
+		key, next, ok := plainJSONString(body, i)
+		if !ok {
+			return false
+		}
+		f := -1
+		for j := range fields {
+			if fields[j].name == string(key) {
+				f = j
+				break
+			}
+		}
+		if f < 0 || seen&(1<<f) != 0 {
+			return false
+		}
+		seen |= 1 << f
+		i = skipSpace(body, next)
+		if i >= len(body) || body[i] != ':' {
+			return false
+		}
+		i = skipSpace(body, i+1)
+		dst := rv.Field(fields[f].index)
+		if fields[f].isInt {
+			n, next, ok := plainJSONInt(body, i)
+			if !ok {
+				return false
+			}
+			dst.SetInt(n)
+			i = next
+		} else {
+			s, next, ok := plainJSONString(body, i)
+			if !ok {
+				return false
+			}
+			dst.SetString(string(s))
+			i = next
+		}
+		i = skipSpace(body, i)
+		if i >= len(body) {
+			return false
+		}
+		switch body[i] {
+		case ',':
+			i = skipSpace(body, i+1)
+		case '}':
+			return skipSpace(body, i+1) == len(body)
+		default:
+			return false
+		}
+	}
+}
+
+// plainJSONString returns the contents of the JSON string starting at
+// b[i] and the index past it; ok=false when there is none or it has an
+// escape or a control character (which JSON forbids unescaped).
+func plainJSONString(b []byte, i int) (s []byte, next int, ok bool) {
+	if i >= len(b) || b[i] != '"' {
+		return nil, 0, false
+	}
+	for j := i + 1; j < len(b); j++ {
+		switch c := b[j]; {
+		case c == '"':
+			return b[i+1 : j], j + 1, true
+		case c == '\\' || c < 0x20:
+			return nil, 0, false
+		}
+	}
+	return nil, 0, false
+}
+
+// plainJSONInt reads the JSON number starting at b[i] when it is an
+// integer of at most 18 digits with no fraction or exponent.
+func plainJSONInt(b []byte, i int) (n int64, next int, ok bool) {
+	start := i
+	if i < len(b) && b[i] == '-' {
+		i++
+	}
+	digits := i
+	for i < len(b) && b[i] >= '0' && b[i] <= '9' {
+		i++
+	}
+	switch {
+	case i == digits, i-digits > 18:
+		return 0, 0, false
+	case b[digits] == '0' && i-digits > 1:
+		return 0, 0, false // a leading zero is not JSON
+	case i < len(b) && (b[i] == '.' || b[i] == 'e' || b[i] == 'E'):
+		return 0, 0, false
+	}
+	n, err := strconv.ParseInt(string(b[start:i]), 10, 64)
+	return n, i, err == nil
+}
