@@ -102,8 +102,8 @@ func checkKeys(body []byte, known map[string]bool) *wxpay.ValidationError {
 // in order. It declines (ok=false) what is not an object and keys with
 // escapes or bytes that are not UTF-8, for objectKeysSlow.
 func objectKeys(body []byte) (keys []string, ok bool) {
-	ok = objectFields(body, func(key string, _ []byte) bool {
-		keys = append(keys, key)
+	ok = objectFields(body, func(key, _ []byte) bool {
+		keys = append(keys, string(key))
 		return true
 	})
 	return keys, ok
@@ -123,17 +123,12 @@ func skipValue(b []byte, i int) int {
 	for i < len(b) {
 		switch b[i] {
 		case '"':
-			i++
-			for i < len(b) && b[i] != '"' {
-				if b[i] == '\\' {
-					i++
-				}
-				i++
-			}
-			if i >= len(b) {
+			if i = skipString(b, i); i < 0 {
 				return -1
 			}
-			i++
+			if depth == 0 {
+				return i
+			}
 		case '{', '[':
 			depth++
 			i++
@@ -143,12 +138,10 @@ func skipValue(b []byte, i int) int {
 			}
 			depth--
 			i++
-		case ',':
 			if depth == 0 {
 				return i
 			}
-			i++
-		case ' ', '\t', '\n', '\r':
+		case ',', ' ', '\t', '\n', '\r':
 			if depth == 0 {
 				return i
 			}
@@ -156,12 +149,31 @@ func skipValue(b []byte, i int) int {
 		default:
 			i++
 		}
-		if depth == 0 && i > 0 && (b[i-1] == '"' || b[i-1] == '}' || b[i-1] == ']') {
-			return i
-		}
 	}
 	if depth == 0 {
 		return i
+	}
+	return -1
+}
+
+// skipString returns the index just past the JSON string whose opening
+// quote is b[i], or -1 when it does not end.
+func skipString(b []byte, i int) int {
+	for from := i + 1; from < len(b); {
+		q := bytes.IndexByte(b[from:], '"')
+		if q < 0 {
+			return -1
+		}
+		q += from
+		// The quote is escaped if an odd number of backslashes precede it.
+		n := 0
+		for p := q - 1; p >= from && b[p] == '\\'; p-- {
+			n++
+		}
+		if n%2 == 0 {
+			return q + 1
+		}
+		from = q + 1
 	}
 	return -1
 }

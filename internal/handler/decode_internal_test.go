@@ -60,6 +60,7 @@ func FuzzFastEnvelope(f *testing.F) {
 		`{"Records":[{"eventSource":"aws:sqs","messageId":"1","body":"x"}]}`,
 		`{"version":"2.0","requestContext":{"http":{"method":"POST","METHOD":"GET"}}}`,
 		`{"requestContext":{"http":null},"version":"2.0"}`, `{"body":"\u00e9\n"}`,
+		`{"body":"a\"b\\c\/d\be\ff\ng\rh\ti"}`, `{"body":"\\\\\""}`, `{"httpMethod":"P\u004fST"}`,
 	} {
 		f.Add([]byte(s))
 	}
@@ -188,5 +189,38 @@ func TestDecodePlain(t *testing.T) {
 	want := wxpay.SendMiniRequest{MchBillno: "B1", Wishing: "恭喜发财", TotalAmount: 100, TotalNum: 1}
 	if req != want {
 		t.Errorf("decoded %+v, want %+v", req, want)
+	}
+}
+
+// TestUnquote: the event's strings are decoded as encoding/json decodes
+// them, or left to it.
+func TestUnquote(t *testing.T) {
+	for _, tc := range []struct {
+		raw     string
+		decoded bool
+	}{
+		{`""`, true},
+		{`"plain 文字"`, true},
+		{`"{\"mch_billno\": \"B1\"}"`, true},
+		{`"a\"b\\c\/d\be\ff\ng\rh\ti"`, true},
+		{`"\\\\"`, true},
+		{`"\u00e9"`, false},   // encoding/json decodes \u escapes
+		{"\"a\x01b\"", false}, // a raw control character: not JSON
+		{"\"\xff\"", false},   // not UTF-8: encoding/json substitutes U+FFFD
+	} {
+		got, ok := unquote([]byte(tc.raw[1 : len(tc.raw)-1]))
+		if ok != tc.decoded {
+			t.Errorf("unquote(%s): ok = %v, want %v", tc.raw, ok, tc.decoded)
+			continue
+		}
+		var want string
+		if ok {
+			if err := json.Unmarshal([]byte(tc.raw), &want); err != nil {
+				t.Fatalf("%s: %v", tc.raw, err)
+			}
+			if got != want {
+				t.Errorf("unquote(%s) = %q, encoding/json %q", tc.raw, got, want)
+			}
+		}
 	}
 }

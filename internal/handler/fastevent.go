@@ -24,7 +24,7 @@ var envelopeKeys = []string{"version", "httpMethod", "requestContext", "body", "
 func fastEnvelope(payload []byte) (*envelope, bool) {
 	env := &envelope{}
 	seen := 0
-	ok := objectFields(payload, func(key string, raw []byte) bool {
+	ok := objectFields(payload, func(key, raw []byte) bool {
 		i := keyIndex(key)
 		switch {
 		case i == -2:
@@ -36,7 +36,7 @@ func fastEnvelope(payload []byte) (*envelope, bool) {
 			return false
 		}
 		seen |= 1 << i
-		switch key {
+		switch string(key) {
 		case "version":
 			return plainString(raw, &env.Version)
 		case "httpMethod":
@@ -76,18 +76,23 @@ func fastEnvelope(payload []byte) (*envelope, bool) {
 
 // keyIndex returns the index of key in envelopeKeys, -1 for other keys,
 // and -2 for a key encoding/json would take for an envelope key.
-func keyIndex(key string) int {
+func keyIndex(key []byte) int {
 	for i, k := range envelopeKeys {
-		if k == key {
+		if k == string(key) {
 			return i
 		}
 	}
 	for _, k := range envelopeKeys {
-		if strings.EqualFold(k, key) {
+		if equalFold(k, key) {
 			return -2
 		}
 	}
 	return -1
+}
+
+// equalFold is strings.EqualFold for a key still in the event's bytes.
+func equalFold(name string, key []byte) bool {
+	return bytes.EqualFold([]byte(name), key)
 }
 
 // fastRequestContext reads requestContext's presence and http.method.
@@ -106,9 +111,9 @@ func fastRequestContext(raw []byte, env *envelope) bool {
 	}{}
 	env.RequestContext = rc
 	seenHTTP, seenID := false, false
-	return objectFields(raw, func(key string, v []byte) bool {
+	return objectFields(raw, func(key, v []byte) bool {
 		switch {
-		case key == "http":
+		case string(key) == "http":
 			if seenHTTP {
 				return false
 			}
@@ -123,26 +128,26 @@ func fastRequestContext(raw []byte, env *envelope) bool {
 				Method string `json:"method"`
 			}{}
 			seenMethod := false
-			return objectFields(v, func(k string, m []byte) bool {
+			return objectFields(v, func(k, m []byte) bool {
 				switch {
-				case k == "method":
+				case string(k) == "method":
 					if seenMethod {
 						return false
 					}
 					seenMethod = true
 					return plainString(m, &rc.HTTP.Method)
-				case strings.EqualFold(k, "method"):
+				case equalFold("method", k):
 					return false
 				}
 				return true
 			})
-		case key == "requestId":
+		case string(key) == "requestId":
 			if seenID {
 				return false
 			}
 			seenID = true
 			return plainString(v, &rc.RequestID)
-		case strings.EqualFold(key, "http"), strings.EqualFold(key, "requestId"):
+		case equalFold("http", key), equalFold("requestId", key):
 			return false
 		}
 		return true
@@ -158,20 +163,81 @@ func plainString(raw []byte, dst *string) bool {
 	if len(raw) < 2 || raw[0] != '"' {
 		return false
 	}
-	inner := raw[1 : len(raw)-1]
-	if bytes.IndexByte(inner, '\\') < 0 && utf8.Valid(inner) {
-		*dst = string(inner)
+	if v, ok := unquote(raw[1 : len(raw)-1]); ok {
+		*dst = v
 		return true
 	}
 	return json.Unmarshal(raw, dst) == nil
 }
 
+// unquote decodes the inside of a JSON string whose escapes are all of
+// the two-character kind (\" \\ \/ \b \f \n \r \t), as an API Gateway
+// event's JSON body is. It declines \u escapes, control characters and
+// text that is not UTF-8, which encoding/json decodes (or refuses).
+func unquote(s []byte) (string, bool) {
+	if !utf8.Valid(s) {
+		return "", false
+	}
+	esc := bytes.IndexByte(s, '\\')
+	if esc < 0 {
+		if hasControl(s) {
+			return "", false
+		}
+		return string(s), true
+	}
+	var out strings.Builder
+	out.Grow(len(s))
+	for esc >= 0 {
+		run := s[:esc]
+		if hasControl(run) || esc+1 >= len(s) {
+			return "", false
+		}
+		out.Write(run)
+		c := s[esc+1]
+		switch c {
+		case '"', '\\', '/':
+		case 'b':
+			c = '\b'
+		case 'f':
+			c = '\f'
+		case 'n':
+			c = '\n'
+		case 'r':
+			c = '\r'
+		case 't':
+			c = '\t'
+		default:
+			return "", false
+		}
+		out.WriteByte(c)
+		s = s[esc+2:]
+		esc = bytes.IndexByte(s, '\\')
+	}
+	if hasControl(s) {
+		return "", false
+	}
+	out.Write(s)
+	return out.String(), true
+}
+
+// hasControl reports whether s has a byte JSON allows in strings only
+// escaped.
+func hasControl(s []byte) bool {
+	for _, c := range s {
+		if c < 0x20 {
+			return true
+		}
+	}
+	return false
+}
+
 // objectFields calls fn with each member of the JSON object b: its key,
-// spelled exactly, and its raw value. It returns false if b is not an
+// spelled exactly (in b's bytes: fn copies what it keeps), and its raw
+// value. It returns false if b is not an
 // object, a key has escapes or is not UTF-8, or fn returns false. It
 // delimits values without validating them (b is expected to be valid JSON)
 // and never reads out of bounds.
-func objectFields(b []byte, fn func(key string, raw []byte) bool) bool {
+func objectFields(b []byte, fn func(key, raw []byte) bool) bool {
 	i := skipSpace(b, 0)
 	if i >= len(b) || b[i] != '{' {
 		return false
@@ -191,7 +257,7 @@ func objectFields(b []byte, fn func(key string, raw []byte) bool) bool {
 		if end >= len(b) || !utf8.Valid(b[i+1:end]) {
 			return false
 		}
-		key := string(b[i+1 : end])
+		key := b[i+1 : end]
 		i = skipSpace(b, end+1)
 		if i >= len(b) || b[i] != ':' {
 			return false
