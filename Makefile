@@ -70,7 +70,8 @@ FUZZ_TARGETS = \
 	./internal/handler:FuzzDecodeRequest \
 	./internal/handler:FuzzObjectKeys \
 	./internal/handler:FuzzDecodePlainMatchesStrict \
-	./internal/handler:FuzzFastEnvelope
+	./internal/handler:FuzzFastEnvelope \
+	./internal/handler:FuzzAppendJSONString
 
 fuzz:
 	@for t in $(FUZZ_TARGETS); do \

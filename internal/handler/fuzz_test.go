@@ -145,17 +145,13 @@ func FuzzInvoke(f *testing.F) {
 			op := benchOps[i]
 			before := w.sim.Requests()
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			got, err := h.Respond(ctx, payload)
+			out, err := h.Invoke(ctx, payload)
 			cancel()
 			if err != nil {
 				t.Fatalf("%s: Invoke returned an error: %v", op.Name(), err)
 			}
 			sent := w.sim.Requests() - before
-			out, err := json.Marshal(got)
-			if err != nil || !json.Valid(out) {
-				t.Fatalf("%s: the answer %#v does not marshal to JSON: %v", op.Name(), got, err)
-			}
-			checkFuzzAnswer(t, op, got, sent)
+			checkFuzzAnswer(t, op, out, sent)
 		}
 		for _, line := range simLog.take() {
 			if refusedAsInvalid(line) {
@@ -187,7 +183,7 @@ func FuzzInvoke(f *testing.F) {
 
 // checkFuzzAnswer checks one answer's shape, and that a refused request
 // sent nothing.
-func checkFuzzAnswer(t *testing.T, op handler.Operation, got any, sent int) {
+func checkFuzzAnswer(t *testing.T, op handler.Operation, out []byte, sent int) {
 	t.Helper()
 	apiAnswer := func(status int, headers map[string]string, body string) {
 		if headers["Content-Type"] != "application/json" {
@@ -199,27 +195,32 @@ func checkFuzzAnswer(t *testing.T, op handler.Operation, got any, sent int) {
 		}
 		checkFuzzBody(t, op, status, m, sent)
 	}
-	switch a := got.(type) {
-	case events.APIGatewayProxyResponse:
-		apiAnswer(a.StatusCode, a.Headers, a.Body)
-	case events.APIGatewayV2HTTPResponse:
-		apiAnswer(a.StatusCode, a.Headers, a.Body)
-	case events.SQSEventResponse:
-		if a.BatchItemFailures == nil {
+	var shape struct {
+		StatusCode        *int                          `json:"statusCode"`
+		Headers           map[string]string             `json:"headers"`
+		Body              string                        `json:"body"`
+		BatchItemFailures *[]events.SQSBatchItemFailure `json:"batchItemFailures"`
+	}
+	if err := json.Unmarshal(out, &shape); err != nil {
+		t.Fatalf("%s: the answer %s is not a JSON object: %v", op.Name(), out, err)
+	}
+	switch {
+	case shape.StatusCode != nil:
+		apiAnswer(*shape.StatusCode, shape.Headers, shape.Body)
+	case bytes.HasPrefix(out, []byte(`{"batchItemFailures":`)):
+		if shape.BatchItemFailures == nil {
 			t.Errorf("%s: batchItemFailures is null", op.Name())
 		}
-	case json.RawMessage:
+	default:
 		var m map[string]any
-		if err := json.Unmarshal(a, &m); err != nil {
-			t.Fatalf("%s: direct answer %s is not a JSON object: %v", op.Name(), a, err)
+		if err := json.Unmarshal(out, &m); err != nil {
+			t.Fatalf("%s: direct answer %s is not a JSON object: %v", op.Name(), out, err)
 		}
 		status := 200
 		if m["error"] != nil {
 			status = 0 // a direct invoke carries no status
 		}
 		checkFuzzBody(t, op, status, m, sent)
-	default:
-		t.Fatalf("%s: answer of type %T", op.Name(), got)
 	}
 }
 
@@ -311,12 +312,11 @@ func FuzzDecodeRequest(f *testing.F) {
 	f.Fuzz(func(t *testing.T, body []byte) {
 		for i, h := range handlers {
 			op := benchOps[i]
-			got, err := h.Respond(context.Background(), body)
+			raw, err := h.Invoke(context.Background(), body)
 			if err != nil {
 				t.Fatal(err)
 			}
-			raw, ok := got.(json.RawMessage)
-			if !ok {
+			if bytes.HasPrefix(raw, []byte(`{"statusCode":`)) || bytes.HasPrefix(raw, []byte(`{"batchItemFailures":`)) {
 				continue // the body looked like another event source
 			}
 			var ans struct {

@@ -36,38 +36,23 @@ func New(op Operation, store *credstore.Store, settings Settings, logger *slog.L
 }
 
 // Invoke implements lambda.Handler, so lambda.Start(h) hands it the raw
-// event and sends its bytes back with no reflection in between. The answer
-// is Respond's, as JSON.
+// event and sends its bytes back with no reflection in between. It answers
+// an API Gateway event with an API Gateway response, an SQS batch with an
+// SQS batch response, and a direct invoke with the JSON body an API caller
+// gets. It never returns an error: every outcome, even a broken event, is
+// an answer.
 func (h *Handler) Invoke(ctx context.Context, payload []byte) ([]byte, error) {
-	answer, _ := h.Respond(ctx, payload)
-	if raw, ok := answer.(json.RawMessage); ok {
-		return raw, nil
-	}
-	return marshal(answer)
-}
-
-// Respond handles one event of any accepted shape and returns what Lambda
-// should answer: an API Gateway response, an SQS batch response, or for a
-// direct invoke (a json.RawMessage) the same JSON body an API caller gets.
-// It never returns an error: every outcome, even a broken event, is an
-// answer.
-func (h *Handler) Respond(ctx context.Context, payload []byte) (any, error) {
 	ctx, cancel := h.withReserve(ctx)
 	defer cancel()
 	src, env := classify(payload)
 	switch src {
 	case SourceSQS:
-		return h.batch(ctx, env.Records), nil
+		return marshal(h.batch(ctx, env.Records))
 	case SourceREST, SourceHTTP:
 		a := h.http(ctx, src, env)
-		headers := map[string]string{"Content-Type": "application/json", "Cache-Control": "no-store"}
-		if src == SourceHTTP {
-			return events.APIGatewayV2HTTPResponse{StatusCode: a.status, Headers: headers, Body: string(a.body)}, nil
-		}
-		return events.APIGatewayProxyResponse{StatusCode: a.status, Headers: headers, Body: string(a.body)}, nil
+		return appendHTTPResponse(make([]byte, 0, len(a.body)+256), src, a.status, a.body), nil
 	}
-	a := h.handle(ctx, SourceDirect, httpRequest{body: payload})
-	return json.RawMessage(a.body), nil
+	return h.handle(ctx, SourceDirect, httpRequest{body: payload}).body, nil
 }
 
 // withReserve shortens the invocation's deadline so the function still has
