@@ -71,7 +71,8 @@ FUZZ_TARGETS = \
 	./internal/handler:FuzzObjectKeys \
 	./internal/handler:FuzzDecodePlainMatchesStrict \
 	./internal/handler:FuzzFastEnvelope \
-	./internal/handler:FuzzAppendJSONString
+	./internal/handler:FuzzAppendJSONString \
+	./internal/handler:FuzzLineHandlerMatchesJSONHandler
 
 fuzz:
 	@for t in $(FUZZ_TARGETS); do \

@@ -37,6 +37,19 @@ func appendHTTPResponse(dst []byte, src Source, status int, body []byte) []byte 
 // characters; U+2028 and U+2029 (which JavaScript reads as line ends); and
 // each byte that is not UTF-8 as U+FFFD.
 func appendJSONString[T string | []byte](dst []byte, s T) []byte {
+	return appendEscaped(dst, s, true)
+}
+
+// appendLogString appends s as slog.JSONHandler writes strings: as
+// encoding/json does, except that backspace and form feed are \u0008 and
+// \u000c.
+func appendLogString(dst []byte, s string) []byte {
+	return appendEscaped(dst, s, false)
+}
+
+// appendEscaped appends s as a JSON string; shortBF chooses \b and \f over
+// \u0008 and \u000c.
+func appendEscaped[T string | []byte](dst []byte, s T, shortBF bool) []byte {
 	const hex = "0123456789abcdef"
 	dst = append(dst, '"')
 	start := 0
@@ -50,10 +63,14 @@ func appendJSONString[T string | []byte](dst []byte, s T) []byte {
 			switch c {
 			case '"', '\\':
 				dst = append(dst, '\\', c)
-			case '\b':
-				dst = append(dst, '\\', 'b')
-			case '\f':
-				dst = append(dst, '\\', 'f')
+			case '\b', '\f':
+				if !shortBF {
+					dst = append(dst, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
+				} else if c == '\b' {
+					dst = append(dst, '\\', 'b')
+				} else {
+					dst = append(dst, '\\', 'f')
+				}
 			case '\n':
 				dst = append(dst, '\\', 'n')
 			case '\r':
