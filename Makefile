@@ -72,7 +72,8 @@ FUZZ_TARGETS = \
 	./internal/handler:FuzzDecodePlainMatchesStrict \
 	./internal/handler:FuzzFastEnvelope \
 	./internal/handler:FuzzAppendJSONString \
-	./internal/handler:FuzzLineHandlerMatchesJSONHandler
+	./internal/handler:FuzzLineHandlerMatchesJSONHandler \
+	./internal/handler:FuzzAppendResultMatchesEncodingJSON
 
 fuzz:
 	@for t in $(FUZZ_TARGETS); do \

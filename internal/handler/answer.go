@@ -66,7 +66,11 @@ var statusByCode = map[string]int{
 
 // success answers 200 with the result's JSON.
 func success(c call, result any, attempts int) answer {
-	body, err := marshal(result)
+	body, ok := appendResult(make([]byte, 0, 1024), result)
+	var err error
+	if !ok {
+		body, err = marshal(result)
+	}
 	if err != nil {
 		// The money moved; the answer could not be written. Say unknown
 		// so the caller queries rather than resends with a new billno.

@@ -6,6 +6,8 @@ import (
 	"testing"
 
 	"github.com/aws/aws-lambda-go/events"
+
+	"github.com/redpacket-lambda/wxredpack/pkg/wxpay"
 )
 
 // encodingJSON is what encoding/json writes for v with HTML escaping off.
@@ -59,6 +61,55 @@ func FuzzAppendJSONString(f *testing.F) {
 		}
 		if got := appendJSONString(nil, []byte(s)); !bytes.Equal(got, want) {
 			t.Fatalf("%q as bytes:\n got %s\nwant %s", s, got, want)
+		}
+	})
+}
+
+// FuzzAppendResultMatchesEncodingJSON: the hand-written result bodies are
+// encoding/json's, byte for byte, whichever members are empty.
+func FuzzAppendResultMatchesEncodingJSON(f *testing.F) {
+	for i, s := range jsonStringSeeds {
+		f.Add(s, "oxTWIuGaIt6gTKsQRLau2M0yL16E", int64(i*100), uint8(i*37))
+	}
+	f.Add("", "", int64(0), uint8(0))
+	f.Add("x", "y", int64(-1), uint8(255))
+	f.Fuzz(func(t *testing.T, s, openid string, n int64, mask uint8) {
+		// mask empties members, so that each omitempty case is reached.
+		v := func(bit uint, value string) string {
+			if mask&(1<<bit) != 0 {
+				return ""
+			}
+			return value
+		}
+		num := func(bit uint) int64 {
+			if mask&(1<<bit) != 0 {
+				return 0
+			}
+			return n
+		}
+		send := wxpay.SendResult{MchBillno: v(0, s), MchID: v(1, "1900000109"), WxAppID: v(2, s), ReOpenID: v(3, openid),
+			TotalAmount: num(4), SendListID: v(5, s), Attempts: 2}
+		mini := &wxpay.SendMiniResult{SendResult: send, Package: v(6, s), JSAPI: wxpay.JSAPIParams{
+			TimeStamp: v(7, "1795420800"), NonceStr: v(0, s), Package: v(1, s), SignType: "MD5", PaySign: v(2, s)}}
+		var receivers []wxpay.Receiver
+		if mask&(1<<7) == 0 {
+			receivers = []wxpay.Receiver{}
+			for i := range int(mask % 3) {
+				receivers = append(receivers, wxpay.Receiver{OpenID: v(uint(i), openid), Amount: num(uint(i + 1)), RcvTime: v(uint(i+2), s)})
+			}
+		}
+		query := &wxpay.QueryResult{MchBillno: v(0, s), MchID: "1900000109", DetailID: v(1, s), Status: v(2, s),
+			SendType: v(3, s), HBType: v(4, s), TotalNum: num(5), TotalAmount: num(6), Reason: v(7, s),
+			SendTime: v(0, s), RefundTime: v(1, s), RefundAmount: num(2), Wishing: v(3, s), Remark: v(4, s),
+			ActName: v(5, s), Receivers: receivers, Attempts: 1}
+		for _, result := range []any{&send, mini, query} {
+			got, ok := appendResult(nil, result)
+			if !ok {
+				t.Fatalf("%T: not written", result)
+			}
+			if want := encodingJSON(t, result); !bytes.Equal(got, want) {
+				t.Fatalf("%T:\n got %s\nwant %s", result, got, want)
+			}
 		}
 	})
 }
