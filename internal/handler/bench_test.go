@@ -46,13 +46,18 @@ type warmFixture struct {
 	payload []byte
 }
 
-// newWarmFixture prepares op in w: its apigw-rest sample, the handler
+// newWarmFixture prepares op in w: its apigw-rest sample (compacted), the handler
 // warmed by one invocation, and the floor's request bytes, built by the
 // same client code (BuildSendMini and the like) and posted by a plain
 // http.Client on wxpay's keep-alive mutual TLS transport.
 func newWarmFixture(tb testing.TB, w *world, op handler.Operation) *warmFixture {
 	tb.Helper()
-	payload := readEvent(tb, filepath.Join(op.Name(), "apigw-rest.json"))
+	// The sample as API Gateway delivers it: compact JSON.
+	var compact bytes.Buffer
+	if err := json.Compact(&compact, readEvent(tb, filepath.Join(op.Name(), "apigw-rest.json"))); err != nil {
+		tb.Fatal(err)
+	}
+	payload := compact.Bytes()
 	if op == handler.Query {
 		// Something to read: the red packet the sendmini sample sends.
 		send := w.handler(handler.SendMini)
