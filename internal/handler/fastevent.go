@@ -61,11 +61,11 @@ func fastEnvelope(payload []byte) (*envelope, bool) {
 			}
 			return false
 		case "pathParameters":
-			return json.Unmarshal(raw, &env.PathParameters) == nil
+			return string(raw) == "null" || json.Unmarshal(raw, &env.PathParameters) == nil
 		case "queryStringParameters":
-			return json.Unmarshal(raw, &env.QueryStringParameters) == nil
+			return string(raw) == "null" || json.Unmarshal(raw, &env.QueryStringParameters) == nil
 		case "Records":
-			return json.Unmarshal(raw, &env.Records) == nil
+			return string(raw) == "null" || json.Unmarshal(raw, &env.Records) == nil
 		case "requestContext":
 			return fastRequestContext(raw, env)
 		}
@@ -178,23 +178,22 @@ func unquote(s []byte) (string, bool) {
 	if !utf8.Valid(s) {
 		return "", false
 	}
-	esc := bytes.IndexByte(s, '\\')
-	if esc < 0 {
-		if hasControl(s) {
-			return "", false
-		}
-		return string(s), true
-	}
 	var out strings.Builder
-	out.Grow(len(s))
-	for esc >= 0 {
-		run := s[:esc]
-		if hasControl(run) || esc+1 >= len(s) {
+	start := 0
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c >= 0x20 && c != '\\' {
+			continue
+		}
+		if c < 0x20 || i+1 == len(s) {
 			return "", false
 		}
-		out.Write(run)
-		c := s[esc+1]
-		switch c {
+		if out.Cap() == 0 {
+			out.Grow(len(s))
+		}
+		out.Write(s[start:i])
+		i++
+		switch c = s[i]; c {
 		case '"', '\\', '/':
 		case 'b':
 			c = '\b'
@@ -210,25 +209,13 @@ func unquote(s []byte) (string, bool) {
 			return "", false
 		}
 		out.WriteByte(c)
-		s = s[esc+2:]
-		esc = bytes.IndexByte(s, '\\')
+		start = i + 1
 	}
-	if hasControl(s) {
-		return "", false
+	if out.Cap() == 0 {
+		return string(s), true
 	}
-	out.Write(s)
+	out.Write(s[start:])
 	return out.String(), true
-}
-
-// hasControl reports whether s has a byte JSON allows in strings only
-// escaped.
-func hasControl(s []byte) bool {
-	for _, c := range s {
-		if c < 0x20 {
-			return true
-		}
-	}
-	return false
 }
 
 // objectFields calls fn with each member of the JSON object b: its key,
