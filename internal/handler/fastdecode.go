@@ -60,6 +60,8 @@ func decodePlain(body []byte, v any) bool {
 		return false
 	}
 	var seen uint64
+	// One copy of the body, of which the string fields are slices.
+	text := string(body)
 	i := skipSpace(body, 0)
 	if i >= len(body) || body[i] != '{' {
 		return false
@@ -102,7 +104,8 @@ func decodePlain(body []byte, v any) bool {
 			if !ok {
 				return false
 			}
-			dst.SetString(string(s))
+			start := next - 1 - len(s)
+			dst.SetString(text[start : next-1])
 			i = next
 		}
 		i = skipSpace(body, i)
