@@ -1,7 +1,7 @@
 package wxpay
 
 import (
-	"bytes"
+	"strings"
 	"unicode/utf8"
 )
 
@@ -14,17 +14,32 @@ import (
 // reads, or refuses, with encoding/xml. When ok is true the result is what
 // the encoding/xml path yields; FuzzFastDecodeMatchesSlow checks that.
 func fastDecode(data []byte, container, item string) (params Params, records []Params, ok bool) {
-	s := fastScanner{data: data}
+	// One copy of the document: names and values are substrings of it, so
+	// a field costs no allocation of its own.
+	s := fastScanner{data: string(data)}
 	s.space()
 	if !s.literal("<xml>") {
 		return nil, nil, false
 	}
-	params = make(Params, 16)
+	// The fields are gathered first, so that the map is made at its final
+	// size: growing it would cost more than reading the document.
+	var buf [32]field
+	fields := buf[:0]
 	for {
 		s.space()
 		if s.literal("</xml>") {
 			s.space()
-			return params, records, s.pos == len(s.data)
+			if s.pos != len(s.data) {
+				return nil, nil, false
+			}
+			params = make(Params, len(fields))
+			for _, f := range fields {
+				params[f.name] = f.value
+			}
+			if len(params) != len(fields) {
+				return nil, nil, false // a repeated name
+			}
+			return params, records, true
 		}
 		name, ok := s.openTag()
 		if !ok {
@@ -39,20 +54,17 @@ func fastDecode(data []byte, container, item string) (params Params, records []P
 			}
 			continue
 		}
-		if _, dup := params[name]; dup {
-			return nil, nil, false
-		}
 		value, ok := s.leaf(name)
 		if !ok {
 			return nil, nil, false
 		}
-		params[name] = value
+		fields = append(fields, field{name, value})
 	}
 }
 
 // fastScanner is a cursor over a document.
 type fastScanner struct {
-	data []byte
+	data string
 	pos  int
 }
 
@@ -70,7 +82,7 @@ func (s *fastScanner) space() {
 
 // literal consumes lit if the input continues with it.
 func (s *fastScanner) literal(lit string) bool {
-	if bytes.HasPrefix(s.data[s.pos:], []byte(lit)) {
+	if strings.HasPrefix(s.data[s.pos:], lit) {
 		s.pos += len(lit)
 		return true
 	}
@@ -83,17 +95,13 @@ func (s *fastScanner) openTag() (string, bool) {
 	if s.pos >= len(s.data) || s.data[s.pos] != '<' {
 		return "", false
 	}
-	end := bytes.IndexByte(s.data[s.pos:], '>')
+	end := strings.IndexByte(s.data[s.pos:], '>')
 	if end < 0 {
 		return "", false
 	}
-	raw := s.data[s.pos+1 : s.pos+end]
-	name, known := knownNames[string(raw)] // no allocation for the lookup
-	if !known {
-		name = string(raw)
-		if !validName(name) {
-			return "", false
-		}
+	name := s.data[s.pos+1 : s.pos+end]
+	if !validName(name) {
+		return "", false
 	}
 	s.pos += end + 1
 	return name, true
@@ -102,7 +110,7 @@ func (s *fastScanner) openTag() (string, bool) {
 // closeTag consumes </name>.
 func (s *fastScanner) closeTag(name string) bool {
 	rest := s.data[s.pos:]
-	if len(rest) < len(name)+3 || rest[0] != '<' || rest[1] != '/' || string(rest[2:2+len(name)]) != name || rest[2+len(name)] != '>' {
+	if len(rest) < len(name)+3 || rest[0] != '<' || rest[1] != '/' || rest[2:2+len(name)] != name || rest[2+len(name)] != '>' {
 		return false
 	}
 	s.pos += len(name) + 3
@@ -111,45 +119,41 @@ func (s *fastScanner) closeTag(name string) bool {
 
 // leaf reads a leaf's text and CDATA sections up to </name>.
 func (s *fastScanner) leaf(name string) (string, bool) {
-	var value []byte // only used when the value has more than one piece
+	var value string
+	var joined []byte // only used when the value has more than one piece
 	pieces := 0
-	var single []byte
+	add := func(text string) {
+		switch pieces++; pieces {
+		case 1:
+			value = text
+		case 2:
+			joined = append(append(joined, value...), text...)
+		default:
+			joined = append(joined, text...)
+		}
+	}
 	for {
-		lt := bytes.IndexByte(s.data[s.pos:], '<')
-		if lt < 0 {
+		text, ok := s.text()
+		if !ok {
 			return "", false
 		}
-		if lt > 0 {
-			text := s.data[s.pos : s.pos+lt]
-			if !plainText(text) {
-				return "", false
-			}
-			single, value, pieces = text, append(value, text...), pieces+1
-			s.pos += lt
+		if text != "" {
+			add(text)
 		}
 		if s.literal("<![CDATA[") {
-			end := bytes.Index(s.data[s.pos:], []byte("]]>"))
-			if end < 0 {
+			if text, ok = s.cdata(); !ok {
 				return "", false
 			}
-			text := s.data[s.pos : s.pos+end]
-			if !cdataText(text) {
-				return "", false
-			}
-			single, value, pieces = text, append(value, text...), pieces+1
-			s.pos += end + len("]]>")
+			add(text)
 			continue
 		}
 		if !s.closeTag(name) {
 			return "", false
 		}
-		switch pieces {
-		case 0:
-			return "", true
-		case 1:
-			return string(single), true
+		if pieces > 1 {
+			value = string(joined)
 		}
-		return string(value), true
+		return value, true
 	}
 }
 
@@ -161,7 +165,7 @@ func (s *fastScanner) records(container, item string) ([]Params, bool) {
 		if s.closeTag(container) {
 			return records, true
 		}
-		if !s.literal("<" + item + ">") {
+		if !s.literal("<") || !s.literal(item) || !s.literal(">") {
 			return nil, false
 		}
 		record := make(Params, 4)
@@ -174,73 +178,75 @@ func (s *fastScanner) records(container, item string) ([]Params, bool) {
 			if !ok {
 				return nil, false
 			}
-			if _, dup := record[name]; dup {
-				return nil, false
-			}
 			value, ok := s.leaf(name)
 			if !ok {
 				return nil, false
 			}
-			record[name] = value
+			// A map that does not grow already held the name: one hash
+			// instead of a lookup before the insert.
+			n := len(record)
+			if record[name] = value; len(record) == n {
+				return nil, false
+			}
 		}
 		records = append(records, record)
 	}
 }
 
-// plainText reports whether text outside CDATA needs nothing from an XML
-// parser: no markup or entity, no carriage return (parsers normalise it),
-// no "]]>", and only characters XML allows.
-func plainText(text []byte) bool {
-	for _, c := range text {
-		if c == '&' || c == '\r' || c == '>' {
-			return false
-		}
-	}
-	return xmlChars(text)
-}
+// Each piece of character data is checked in the pass that finds its end.
 
-// cdataText reports whether a CDATA section's content is taken verbatim:
-// no carriage return, only characters XML allows.
-func cdataText(text []byte) bool {
-	return bytes.IndexByte(text, '\r') < 0 && xmlChars(text)
-}
-
-// xmlChars reports whether text is UTF-8 made of characters XML allows.
-func xmlChars(text []byte) bool {
-	for i := 0; i < len(text); {
-		c := text[i]
-		if c < utf8.RuneSelf {
-			if c < 0x20 && c != '\t' && c != '\n' {
-				return false
+// text consumes character data up to the next '<' and returns it. It
+// refuses text that needs an XML parser: markup or an entity, a carriage
+// return (parsers normalise it), "]]>", and characters XML does not allow.
+func (s *fastScanner) text() (string, bool) {
+	start := s.pos
+	for s.pos < len(s.data) {
+		switch c := s.data[s.pos]; {
+		case c == '<':
+			return s.data[start:s.pos], true
+		case c == '&', c == '>':
+			return "", false
+		case ' ' <= c && c < utf8.RuneSelf, c == '\t', c == '\n':
+			s.pos++
+		default:
+			if !s.nonASCII() {
+				return "", false
 			}
-			i++
-			continue
 		}
-		r, size := utf8.DecodeRune(text[i:])
-		if r == utf8.RuneError && size == 1 || r == 0xFFFE || r == 0xFFFF {
-			return false
-		}
-		i += size
 	}
+	return "", false
+}
+
+// cdata consumes the content of a CDATA section and its "]]>", and returns
+// the content, which is taken verbatim. It refuses a carriage return and
+// characters XML does not allow.
+func (s *fastScanner) cdata() (string, bool) {
+	start := s.pos
+	for s.pos < len(s.data) {
+		switch c := s.data[s.pos]; {
+		case c == ']' && strings.HasPrefix(s.data[s.pos:], "]]>"):
+			text := s.data[start:s.pos]
+			s.pos += len("]]>")
+			return text, true
+		case ' ' <= c && c < utf8.RuneSelf, c == '\t', c == '\n':
+			s.pos++
+		default:
+			if !s.nonASCII() {
+				return "", false
+			}
+		}
+	}
+	return "", false
+}
+
+// nonASCII consumes the character at s.pos, which is not printable ASCII,
+// if it is valid UTF-8 and XML allows it. ASCII control characters (other
+// than the tab and line feed the callers take) are refused.
+func (s *fastScanner) nonASCII() bool {
+	r, size := utf8.DecodeRuneInString(s.data[s.pos:])
+	if r < utf8.RuneSelf || r == utf8.RuneError && size == 1 || r == 0xFFFE || r == 0xFFFF {
+		return false
+	}
+	s.pos += size
 	return true
 }
-
-// knownNames holds the field names WeChat's red packet answers use, so
-// that reading them allocates no new strings.
-var knownNames = func() map[string]string {
-	names := []string{
-		"return_code", "return_msg", "result_code", "err_code", "err_code_des",
-		"mch_billno", "mch_id", "wxappid", "appid", "re_openid", "total_amount",
-		"total_num", "send_listid", "package", "sign", "sign_type", "nonce_str",
-		"detail_id", "status", "send_type", "hb_type", "reason", "send_time",
-		"refund_time", "refund_amount", "wishing", "remark", "act_name",
-		"hblist", "hbinfo", "openid", "amount", "rcv_time", "xml",
-		"send_name", "amt_type", "scene_id", "risk_info", "notify_way",
-		"client_ip", "msgappid", "sub_mch_id", "consume_mch_id", "bill_type",
-	}
-	m := make(map[string]string, len(names))
-	for _, n := range names {
-		m[n] = n
-	}
-	return m
-}()

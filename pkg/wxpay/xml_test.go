@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"maps"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -198,6 +199,32 @@ func TestDecodeXMLAccepts(t *testing.T) {
 	big := "<xml><a>" + strings.Repeat("x", MaxBodySize-len("<xml><a></a></xml>")) + "</a></xml>"
 	if p, err := DecodeXML([]byte(big)); err != nil || len(p["a"]) != MaxBodySize-len("<xml><a></a></xml>") {
 		t.Errorf("body of exactly MaxBodySize: %v", err)
+	}
+}
+
+// TestDecodeXMLCopies: decoded values never share the caller's bytes,
+// which the client reuses for the next answer, on either decoding path.
+func TestDecodeXMLCopies(t *testing.T) {
+	for _, doc := range []string{
+		typicalSuccess,
+		`<?xml version="1.0"?>` + typicalSuccess, // encoding/xml's path
+		hbinfoMany,
+	} {
+		want, wantRecs, err := DecodeXMLRecords([]byte(doc), "hblist", "hbinfo")
+		if err != nil {
+			t.Fatal(err)
+		}
+		data := []byte(doc)
+		got, gotRecs, err := DecodeXMLRecords(data, "hblist", "hbinfo")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range data {
+			data[i] = '#'
+		}
+		if !maps.Equal(got, want) || !slices.EqualFunc(gotRecs, wantRecs, maps.Equal) {
+			t.Errorf("overwriting the document changed what was decoded from it: %q", got)
+		}
 	}
 }
 
