@@ -1,7 +1,9 @@
 package wxpay
 
 import (
+	"crypto/md5"
 	"strconv"
+	"strings"
 )
 
 // PaySignPackage says which form of the mini-program package paySign covers.
@@ -61,7 +63,8 @@ func PaySign(appID string, p JSAPIParams, signedPackage, key string) string {
 		{"package", signedPackage},
 		{"timeStamp", p.TimeStamp},
 	}
-	return string(signFields(nil, fields, key, SignMD5))
+	var out [2 * md5.Size]byte
+	return string(signFields(out[:0], fields, key, SignMD5))
 }
 
 // EncodeURIComponent escapes s as JavaScript's encodeURIComponent does:
@@ -70,33 +73,36 @@ func EncodeURIComponent(s string) string {
 	const upper = "0123456789ABCDEF"
 	n := 0
 	for i := 0; i < len(s); i++ {
-		if !uriUnreserved(s[i]) {
+		if !uriUnreserved[s[i]] {
 			n++
 		}
 	}
 	if n == 0 {
 		return s
 	}
-	out := make([]byte, 0, len(s)+2*n)
+	// A Builder makes the string in its one allocation.
+	var out strings.Builder
+	out.Grow(len(s) + 2*n)
+	done := 0 // s[:done] is written
 	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if uriUnreserved(c) {
-			out = append(out, c)
-			continue
+		if c := s[i]; !uriUnreserved[c] {
+			out.WriteString(s[done:i])
+			out.Write([]byte{'%', upper[c>>4], upper[c&0x0f]})
+			done = i + 1
 		}
-		out = append(out, '%', upper[c>>4], upper[c&0x0f])
 	}
-	return string(out)
+	out.WriteString(s[done:])
+	return out.String()
 }
 
-func uriUnreserved(c byte) bool {
-	switch {
-	case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
-		return true
+// uriUnreserved marks the bytes encodeURIComponent leaves as they are.
+var uriUnreserved = func() (set [256]bool) {
+	for c := range len(set) {
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9',
+			strings.IndexByte("-_.!~*'()", byte(c)) >= 0:
+			set[c] = true
+		}
 	}
-	switch c {
-	case '-', '_', '.', '!', '~', '*', '\'', '(', ')':
-		return true
-	}
-	return false
-}
+	return set
+}()

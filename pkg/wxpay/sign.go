@@ -35,19 +35,8 @@ type field struct {
 // joined as k=v&..., followed by &key=<key>, hashed with t and written as
 // upper-case hex. An unknown SignType signs with MD5, as WeChat does.
 func Sign(params Params, key string, t SignType) string {
-	names := make([]string, 0, len(params))
-	for name, value := range params {
-		if value != "" && name != "sign" {
-			names = append(names, name)
-		}
-	}
-	slices.Sort(names)
-	fields := make([]field, len(names))
-	for i, name := range names {
-		fields[i] = field{name, params[name]}
-	}
 	var out [2 * sha256.Size]byte
-	return string(signFields(out[:0], fields, key, t))
+	return string(appendSign(out[:0], params, key, t))
 }
 
 // VerifySign reports whether params carries a valid sign for key, using
@@ -62,8 +51,23 @@ func VerifySign(params Params, key string) bool {
 	if t == "" {
 		t = SignMD5
 	}
-	want := Sign(params, key, t)
-	return subtle.ConstantTimeCompare([]byte(strings.ToUpper(got)), []byte(want)) == 1
+	var want [2 * sha256.Size]byte
+	return subtle.ConstantTimeCompare([]byte(strings.ToUpper(got)), appendSign(want[:0], params, key, t)) == 1
+}
+
+// appendSign appends the upper-case hex signature of params to dst.
+func appendSign(dst []byte, params Params, key string, t SignType) []byte {
+	// An answer has a dozen or two fields: they are sorted in an array on
+	// the stack, which only a larger document outgrows.
+	var buf [32]field
+	fields := buf[:0]
+	for name, value := range params {
+		if value != "" && name != "sign" {
+			fields = append(fields, field{name, value})
+		}
+	}
+	slices.SortFunc(fields, func(a, b field) int { return strings.Compare(a.name, b.name) })
+	return signFields(dst, fields, key, t)
 }
 
 // signFields appends the upper-case hex signature of fields, which must be
