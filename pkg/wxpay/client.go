@@ -11,7 +11,9 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -76,7 +78,7 @@ type Client struct {
 	interval      time.Duration
 	attemptTO     time.Duration
 	paySign       PaySignPackage
-	rand          io.Reader
+	rand          io.Reader // nil: crypto/rand, through nonceBytes
 	now           func() time.Time
 	sleep         func(ctx context.Context, d time.Duration) error
 	ownsTransport bool
@@ -130,9 +132,6 @@ func NewClient(cfg Config) (*Client, error) {
 	case PaySignEncoded, PaySignRaw:
 	default:
 		return nil, fmt.Errorf("wxpay: PaySignPackage %q: want %q or %q", c.paySign, PaySignEncoded, PaySignRaw)
-	}
-	if c.rand == nil {
-		c.rand = rand.Reader
 	}
 	if c.sleep == nil {
 		c.sleep = sleepContext
@@ -199,8 +198,16 @@ func (c *Client) CloseIdleConnections() { c.http.CloseIdleConnections() }
 // source.
 func (c *Client) nonce() (string, error) {
 	var raw [16]byte
-	if _, err := io.ReadFull(c.rand, raw[:]); err != nil {
-		return "", fmt.Errorf("wxpay: nonce: %w", err)
+	if c.rand == nil {
+		nonceBytes.read(raw[:])
+	} else {
+		// A slice handed to an io.Reader escapes: reading into raw itself
+		// would put it on the heap on the default path too.
+		b := make([]byte, len(raw))
+		if _, err := io.ReadFull(c.rand, b); err != nil {
+			return "", fmt.Errorf("wxpay: nonce: %w", err)
+		}
+		copy(raw[:], b)
 	}
 	var out [32]byte
 	const digits = "0123456789abcdefghijklmnopqrstuv"
@@ -209,6 +216,31 @@ func (c *Client) nonce() (string, error) {
 		out[2*i+1] = digits[16+b&0x0f]
 	}
 	return string(out[:]), nil
+}
+
+// nonceBytes serves the random bytes of nonces when Config.Rand is nil.
+var nonceBytes randBuffer
+
+// randBuffer hands out bytes from crypto/rand read in chunks, one read per
+// 256 nonces instead of one per nonce: on kernels before Linux 6.11 (AWS
+// Lambda's among them) each read is a system call. Every byte is handed
+// out once.
+type randBuffer struct {
+	mu   sync.Mutex
+	buf  [4096]byte
+	left int // unread bytes, at the end of buf; a zero randBuffer is empty
+}
+
+// read fills b, which must not be longer than the buffer.
+func (r *randBuffer) read(b []byte) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.left < len(b) {
+		// crypto/rand.Read never fails: it crashes the program first.
+		rand.Read(r.buf[:])
+		r.left = len(r.buf)
+	}
+	r.left -= copy(b, r.buf[len(r.buf)-r.left:])
 }
 
 // answer is one parsed APIv2 response.
@@ -288,8 +320,15 @@ func (c *Client) attempt(ctx context.Context, api, url, billno string, body []by
 	}
 	unknown := verdict{OutcomeUnknown, retrySame}
 
-	actx, cancel := context.WithTimeout(ctx, c.attemptTO)
-	defer cancel()
+	actx := ctx
+	if deadline, ok := ctx.Deadline(); !ok || time.Until(deadline) > c.attemptTO {
+		// Only a bound tighter than the caller's is worth a timer (and
+		// net/http's registration of a child context): in a Lambda, the
+		// invocation's deadline usually comes first.
+		var cancel context.CancelFunc
+		actx, cancel = context.WithTimeout(ctx, c.attemptTO)
+		defer cancel()
+	}
 	req, err := http.NewRequestWithContext(actx, http.MethodPost, url, bytes.NewReader(body))
 	if err != nil {
 		return fail(verdict{OutcomeFailed, retryNever}, CodeNetwork, "bad request URL", 0, err)
@@ -303,7 +342,9 @@ func (c *Client) attempt(ctx context.Context, api, url, billno string, body []by
 		return fail(unknown, CodeNetwork, "no answer from WeChat Pay", 0, err)
 	}
 	defer resp.Body.Close()
-	data, err := readBody(resp)
+	buf := bodyBuffers.Get().(*[]byte)
+	defer releaseBodyBuffer(buf)
+	data, err := readBody(resp, buf)
 	if err != nil {
 		if ctx.Err() != nil {
 			return fail(unknown, CodeTimeout, "answer cut off by the deadline", resp.StatusCode, err)
@@ -372,24 +413,49 @@ func isCertificateRefusal(body []byte) bool {
 
 var xmlContentType = []string{"text/xml; charset=utf-8"}
 
-// readBody reads at most MaxBodySize+1 bytes of the answer, in one
-// allocation when the length is announced. It always reads to EOF: only
-// then does net/http put the connection back in the idle pool before the
-// next call looks for one (closing the body early would discard it).
-func readBody(resp *http.Response) ([]byte, error) {
+// readBody reads at most MaxBodySize+1 bytes of the answer into *buf,
+// which it grows as needed (to the announced length at once), and returns
+// them; the result shares *buf's memory. It always
+// reads to EOF: only then does net/http put the connection back in the
+// idle pool before the next call looks for one (closing the body early
+// would discard it).
+func readBody(resp *http.Response, buf *[]byte) ([]byte, error) {
+	data := (*buf)[:0]
+	defer func() { *buf = data[:0] }()
+	limit := MaxBodySize + 1
 	if n := resp.ContentLength; n > 0 && n <= MaxBodySize {
-		buf := make([]byte, 0, n+1)
-		for len(buf) < cap(buf) {
-			m, err := resp.Body.Read(buf[len(buf):cap(buf)])
-			buf = buf[:len(buf)+m]
-			if err == io.EOF {
-				return buf, nil
-			}
-			if err != nil {
-				return nil, err
-			}
-		}
-		return nil, fmt.Errorf("wxpay: answer longer than its Content-Length of %d", n)
+		// One byte more than announced, to tell an overlong answer.
+		limit = int(n) + 1
+		data = slices.Grow(data, limit)
 	}
-	return io.ReadAll(io.LimitReader(resp.Body, MaxBodySize+1))
+	for len(data) < limit {
+		if len(data) == cap(data) {
+			data = slices.Grow(data, min(max(len(data), 512), limit-len(data)))
+		}
+		m, err := resp.Body.Read(data[len(data):min(cap(data), limit)])
+		data = data[:len(data)+m]
+		if err == io.EOF {
+			return data, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	if resp.ContentLength > 0 && resp.ContentLength <= MaxBodySize {
+		return nil, fmt.Errorf("wxpay: answer longer than its Content-Length of %d", resp.ContentLength)
+	}
+	return data, nil // over MaxBodySize: the decoder refuses it
+}
+
+// bodyBuffers recycles the buffers answers are read into, sparing a call
+// an allocation (and its zeroing). Nothing keeps a reference to a buffer
+// once attempt returns: the decoder copies what it keeps.
+var bodyBuffers = sync.Pool{New: func() any { return new([]byte) }}
+
+// releaseBodyBuffer returns buf to bodyBuffers unless it grew for an
+// unusually large answer, which should not stay in memory.
+func releaseBodyBuffer(buf *[]byte) {
+	if cap(*buf) <= 16<<10 {
+		bodyBuffers.Put(buf)
+	}
 }

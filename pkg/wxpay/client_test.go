@@ -5,11 +5,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	mrand "math/rand/v2"
 	"net"
 	"net/http"
 	"slices"
 	"strings"
 	"testing"
+	"testing/iotest"
 	"time"
 )
 
@@ -248,19 +251,104 @@ func TestHangingServer(t *testing.T) {
 		t.Fatalf("err = %+v, want unknown TIMEOUT after 1 attempt", err)
 	}
 
-	// AttemptTimeout bounds each try; the call retries with the same body.
-	srv2 := newScriptServer(t, reply{hang: true}, reply{hang: true}, successMini(t))
-	c2, clock := newTestClient(t, srv2, func(cfg *Config) { cfg.AttemptTimeout = 300 * time.Millisecond })
-	res, err := sendMini(t, c2, context.Background())
-	if err != nil || res.Attempts != 3 {
-		t.Fatalf("err = %v, result %+v; want success in 3 attempts", err, res)
+	// AttemptTimeout bounds each try, whether the caller's context has no
+	// deadline or a later one; the call retries with the same body.
+	later, cancelLater := context.WithTimeout(context.Background(), time.Hour)
+	defer cancelLater()
+	for _, parent := range []struct {
+		name string
+		ctx  context.Context
+	}{
+		{"no deadline", context.Background()},
+		{"later deadline", later},
+	} {
+		t.Run(parent.name, func(t *testing.T) {
+			srv := newScriptServer(t, reply{hang: true}, reply{hang: true}, successMini(t))
+			c, clock := newTestClient(t, srv, func(cfg *Config) { cfg.AttemptTimeout = 300 * time.Millisecond })
+			res, err := sendMini(t, c, parent.ctx)
+			if err != nil || res.Attempts != 3 {
+				t.Fatalf("err = %v, result %+v; want success in 3 attempts", err, res)
+			}
+			bodies, _, _ := srv.requests()
+			if len(bodies) != 3 || !bytes.Equal(bodies[0], bodies[2]) {
+				t.Errorf("retries after timeouts sent different bodies")
+			}
+			if !slices.Equal(clock.Sleeps(), []time.Duration{time.Second, time.Second}) {
+				t.Errorf("waits %v", clock.Sleeps())
+			}
+		})
 	}
-	bodies, _, _ := srv2.requests()
-	if len(bodies) != 3 || !bytes.Equal(bodies[0], bodies[2]) {
-		t.Errorf("retries after timeouts sent different bodies")
+}
+
+// TestNonceDistinct: a nonce_str is 32 characters of the nonce alphabet
+// and none repeats, whether it comes from crypto/rand through the shared
+// buffer (over several refills) or from Config.Rand.
+func TestNonceDistinct(t *testing.T) {
+	const alphabet = "0123456789abcdefghijklmnopqrstuv"
+	tests := []struct {
+		name string
+		rand io.Reader
+	}{
+		{"crypto/rand", nil},
+		{"Config.Rand", mrand.NewChaCha8([32]byte{1})},
 	}
-	if !slices.Equal(clock.Sleeps(), []time.Duration{time.Second, time.Second}) {
-		t.Errorf("waits %v", clock.Sleeps())
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := NewClient(Config{Credentials: testCredentials(t), Now: newFakeClock().Now, Rand: tt.rand})
+			if err != nil {
+				t.Fatal(err)
+			}
+			n := 3 * len(nonceBytes.buf) / 16 // three buffers' worth
+			seen := make(map[string]bool, n)
+			for range n {
+				s, err := c.nonce()
+				if err != nil {
+					t.Fatal(err)
+				}
+				if len(s) != 32 || strings.Trim(s, alphabet) != "" {
+					t.Fatalf("nonce %q: want 32 characters of %s", s, alphabet)
+				}
+				if seen[s] {
+					t.Fatalf("nonce %q repeated", s)
+				}
+				seen[s] = true
+			}
+		})
+	}
+}
+
+// TestReadBody: an answer is read whole into the reused buffer, with or
+// without a Content-Length and however the reads split it; more than the
+// announced length or a failed read is an error, and past MaxBodySize
+// reading stops at MaxBodySize+1 bytes, which the decoder refuses.
+func TestReadBody(t *testing.T) {
+	big := strings.Repeat("x", 3000)
+	huge := strings.Repeat("x", MaxBodySize+10)
+	tests := []struct {
+		name    string
+		body    io.Reader
+		length  int64
+		want    string
+		wantErr bool
+	}{
+		{"announced", strings.NewReader("<xml></xml>"), 11, "<xml></xml>", false},
+		{"announced, short reads", iotest.OneByteReader(strings.NewReader(big)), int64(len(big)), big, false},
+		{"unannounced", strings.NewReader("<xml></xml>"), -1, "<xml></xml>", false},
+		{"unannounced, buffer grows", iotest.HalfReader(strings.NewReader(big)), -1, big, false},
+		{"empty", strings.NewReader(""), 0, "", false},
+		{"over MaxBodySize", strings.NewReader(huge), -1, huge[:MaxBodySize+1], false},
+		{"longer than announced", strings.NewReader("<xml></xml>"), 5, "", true},
+		{"read fails", iotest.ErrReader(errors.New("connection reset")), -1, "", true},
+	}
+	var buf []byte // shared by the cases, as bodyBuffers shares it between calls
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			resp := &http.Response{ContentLength: tt.length, Body: io.NopCloser(tt.body)}
+			got, err := readBody(resp, &buf)
+			if (err != nil) != tt.wantErr || string(got) != tt.want {
+				t.Errorf("readBody = %d bytes, %v; want %d bytes, error %v", len(got), err, len(tt.want), tt.wantErr)
+			}
+		})
 	}
 }
 

@@ -224,11 +224,16 @@ func (c *Client) sendCall(ctx context.Context, api, path, billno, openid string,
 		return nil, attempts, err
 	}
 	p := ans.params
-	for _, f := range []field{{"re_openid", openid}, {"total_amount", strconv.FormatInt(amount, 10)}} {
-		if got := p[f.name]; got != "" && got != f.value {
-			return nil, attempts, &Error{API: api, MchBillno: billno, Outcome: OutcomeUnknown, Code: CodeMismatch,
-				Message: "the success answer names another " + f.name, Attempts: attempts}
-		}
+	mismatch := ""
+	var digits [20]byte // the amount compared without allocating its string
+	if got := p["re_openid"]; got != "" && got != openid {
+		mismatch = "re_openid"
+	} else if got := p["total_amount"]; got != "" && got != string(strconv.AppendInt(digits[:0], amount, 10)) {
+		mismatch = "total_amount"
+	}
+	if mismatch != "" {
+		return nil, attempts, &Error{API: api, MchBillno: billno, Outcome: OutcomeUnknown, Code: CodeMismatch,
+			Message: "the success answer names another " + mismatch, Attempts: attempts}
 	}
 	return p, attempts, nil
 }
