@@ -61,6 +61,8 @@ func FuzzFastEnvelope(f *testing.F) {
 		`{"version":"2.0","requestContext":{"http":{"method":"POST","METHOD":"GET"}}}`,
 		`{"requestContext":{"http":null},"version":"2.0"}`, `{"body":"\u00e9\n"}`,
 		`{"body":"a\"b\\c\/d\be\ff\ng\rh\ti"}`, `{"body":"\\\\\""}`, `{"httpMethod":"P\u004fST"}`,
+		`{"pathParameters":{"a":null,"b":"x","b":"y","c":"\u00e9"},"queryStringParameters":{}}`, `{"pathParameters":[]}`,
+		`{"queryStringParameters":{"appid":5}}`, `{"pathParameters":{"a\u0062":"x"}}`,
 	} {
 		f.Add([]byte(s))
 	}

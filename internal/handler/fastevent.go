@@ -61,9 +61,9 @@ func fastEnvelope(payload []byte) (*envelope, bool) {
 			}
 			return false
 		case "pathParameters":
-			return string(raw) == "null" || json.Unmarshal(raw, &env.PathParameters) == nil
+			return plainStringMap(raw, &env.PathParameters)
 		case "queryStringParameters":
-			return string(raw) == "null" || json.Unmarshal(raw, &env.QueryStringParameters) == nil
+			return plainStringMap(raw, &env.QueryStringParameters)
 		case "Records":
 			return string(raw) == "null" || json.Unmarshal(raw, &env.Records) == nil
 		case "requestContext":
@@ -150,6 +150,25 @@ func fastRequestContext(raw []byte, env *envelope) bool {
 		case equalFold("http", key), equalFold("requestId", key):
 			return false
 		}
+		return true
+	})
+}
+
+// plainStringMap stores a JSON object of strings (or null, as nil) in
+// dst; false for anything else.
+func plainStringMap(raw []byte, dst *map[string]string) bool {
+	if string(raw) == "null" {
+		return true
+	}
+	m := make(map[string]string)
+	*dst = m
+	return objectFields(raw, func(key, v []byte) bool {
+		var s string
+		if !plainString(v, &s) {
+			return false
+		}
+		// A repeated key: the last value wins, as with encoding/json.
+		m[string(key)] = s
 		return true
 	})
 }
