@@ -226,3 +226,21 @@ func TestUnquote(t *testing.T) {
 		}
 	}
 }
+
+// TestPlainFieldsCoverRequests: every request type takes the fast decoder,
+// and a type it cannot fill is left to the strict path, not refused.
+func TestPlainFieldsCoverRequests(t *testing.T) {
+	for _, newReq := range plainDecodeTypes {
+		v := newReq()
+		if _, ok := plainFields(reflect.TypeOf(v).Elem()); !ok {
+			t.Errorf("%T: the fast decoder cannot fill it", v)
+		}
+	}
+	var other struct {
+		Name  string            `json:"name"`
+		Extra map[string]string `json:"extra"`
+	}
+	if decodePlain([]byte(`{"name":"x"}`), &other) {
+		t.Error("decodePlain filled a struct with a field it does not handle")
+	}
+}

@@ -17,15 +17,23 @@ type plainField struct {
 }
 
 // plainFieldsByType caches each request type's plainFields.
-var plainFieldsByType sync.Map // reflect.Type -> []plainField
+var plainFieldsByType sync.Map // reflect.Type -> plainType
 
-// plainFields returns the fields of the struct type t (strings and int64s
-// only, as the request types are).
-func plainFields(t reflect.Type) []plainField {
-	if fields, ok := plainFieldsByType.Load(t); ok {
-		return fields.([]plainField)
+// plainType is a request type's fields, and whether the fast decoder can
+// fill them all.
+type plainType struct {
+	fields []plainField
+	ok     bool
+}
+
+// plainFields returns the fields of the struct type t; ok=false when one
+// is neither a string nor an int64 (the request types have only those),
+// for the strict path alone.
+func plainFields(t reflect.Type) (_ []plainField, ok bool) {
+	if pt, ok := plainFieldsByType.Load(t); ok {
+		return pt.(plainType).fields, pt.(plainType).ok
 	}
-	var fields []plainField
+	pt := plainType{ok: t.NumField() <= 64}
 	for i := range t.NumField() {
 		f := t.Field(i)
 		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
@@ -34,15 +42,15 @@ func plainFields(t reflect.Type) []plainField {
 		}
 		switch f.Type.Kind() {
 		case reflect.String:
-			fields = append(fields, plainField{name: name, index: i})
+			pt.fields = append(pt.fields, plainField{name: name, index: i})
 		case reflect.Int64:
-			fields = append(fields, plainField{name: name, index: i, isInt: true})
+			pt.fields = append(pt.fields, plainField{name: name, index: i, isInt: true})
 		default:
-			panic("handler: request field " + f.Name + " is neither a string nor an int64")
+			pt.ok = false
 		}
 	}
-	plainFieldsByType.Store(t, fields)
-	return fields
+	plainFieldsByType.Store(t, pt)
+	return pt.fields, pt.ok
 }
 
 // decodePlain decodes a plainly written request body into the struct v
@@ -55,8 +63,8 @@ func plainFields(t reflect.Type) []plainField {
 // body may have filled some of v's fields.
 func decodePlain(body []byte, v any) bool {
 	rv := reflect.ValueOf(v).Elem()
-	fields := plainFields(rv.Type())
-	if len(fields) > 64 {
+	fields, ok := plainFields(rv.Type())
+	if !ok {
 		return false
 	}
 	var seen uint64

@@ -154,8 +154,10 @@ func fastRequestContext(raw []byte, env *envelope) bool {
 	})
 }
 
-// plainStringMap stores a JSON object of strings (or null, as nil) in
-// dst; false for anything else.
+// plainStringMap stores a JSON object of strings in dst, a null member as
+// "" and a repeated key's last value, as encoding/json does; null leaves
+// dst as it is. It returns false for anything else, having perhaps filled
+// part of dst.
 func plainStringMap(raw []byte, dst *map[string]string) bool {
 	if string(raw) == "null" {
 		return true
@@ -173,8 +175,8 @@ func plainStringMap(raw []byte, dst *map[string]string) bool {
 	})
 }
 
-// plainString stores a JSON string (or null, as "") in dst; false for
-// another type.
+// plainString stores a JSON string in dst (null leaves dst as it is, as
+// with encoding/json); false for another type.
 func plainString(raw []byte, dst *string) bool {
 	if string(raw) == "null" {
 		return true

@@ -39,8 +39,8 @@ func New(op Operation, store *credstore.Store, settings Settings, logger *slog.L
 // event and sends its bytes back with no reflection in between. It answers
 // an API Gateway event with an API Gateway response, an SQS batch with an
 // SQS batch response, and a direct invoke with the JSON body an API caller
-// gets. It never returns an error: every outcome, even a broken event, is
-// an answer.
+// gets. Every outcome, even a broken event, is an answer; the error is
+// only ever encoding/json's, for an SQS batch response it cannot write.
 func (h *Handler) Invoke(ctx context.Context, payload []byte) ([]byte, error) {
 	ctx, cancel := h.withReserve(ctx)
 	defer cancel()

@@ -3,6 +3,7 @@ package handler
 import (
 	"bytes"
 	"encoding/json"
+	"reflect"
 	"testing"
 
 	"github.com/aws/aws-lambda-go/events"
@@ -112,4 +113,44 @@ func FuzzAppendResultMatchesEncodingJSON(f *testing.F) {
 			}
 		}
 	})
+}
+
+// fillAll sets every field of the struct v (and of its structs and slice
+// elements) to a value that is not empty, so that no member is left out
+// as omitempty.
+func fillAll(v reflect.Value) {
+	for i := range v.NumField() {
+		f := v.Field(i)
+		switch f.Kind() {
+		case reflect.String:
+			f.SetString("v-" + v.Type().Field(i).Name)
+		case reflect.Int, reflect.Int64:
+			f.SetInt(int64(i + 1))
+		case reflect.Struct:
+			fillAll(f)
+		case reflect.Slice:
+			f.Set(reflect.MakeSlice(f.Type(), 2, 2))
+			for j := range 2 {
+				fillAll(f.Index(j))
+			}
+		default:
+			panic("fillAll: a field of kind " + f.Kind().String())
+		}
+	}
+}
+
+// TestAppendResultWritesEveryMember: with every field set, the hand-written
+// bodies are still encoding/json's: a member added to a result type and
+// not to appendResult fails here.
+func TestAppendResultWritesEveryMember(t *testing.T) {
+	for _, result := range []any{new(wxpay.SendResult), new(wxpay.SendMiniResult), new(wxpay.QueryResult)} {
+		fillAll(reflect.ValueOf(result).Elem())
+		got, ok := appendResult(nil, result)
+		if !ok {
+			t.Fatalf("%T: not written", result)
+		}
+		if want := encodingJSON(t, result); !bytes.Equal(got, want) {
+			t.Errorf("%T:\n got %s\nwant %s", result, got, want)
+		}
+	}
 }

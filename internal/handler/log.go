@@ -53,7 +53,7 @@ func (h *lineHandler) Handle(ctx context.Context, r slog.Record) error {
 	}
 	if h.plain {
 		bp := lineBuffers.Get().(*[]byte)
-		defer lineBuffers.Put(bp)
+		defer releaseLineBuffer(bp)
 		if line, ok := appendRecord((*bp)[:0], r, hasID, requestID); ok {
 			*bp = line
 			return h.out.write(line)
@@ -77,7 +77,16 @@ func (h *lineHandler) WithGroup(name string) slog.Handler {
 	return &lineHandler{out: h.out, level: h.level, json: h.json.WithGroup(name)}
 }
 
+// lineBuffers recycles the buffers log lines are written into.
 var lineBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
+
+// releaseLineBuffer returns b to lineBuffers unless an unusually long line
+// grew it: that memory should not stay.
+func releaseLineBuffer(b *[]byte) {
+	if cap(*b) <= 16<<10 {
+		lineBuffers.Put(b)
+	}
+}
 
 // lockedWriter writes one line at a time, for both of lineHandler's paths.
 type lockedWriter struct {
@@ -85,6 +94,7 @@ type lockedWriter struct {
 	w  io.Writer
 }
 
+// Write writes p to the underlying writer, alone.
 func (l *lockedWriter) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -97,10 +107,11 @@ func (l *lockedWriter) write(p []byte) error {
 }
 
 // appendRecord appends r as slog.JSONHandler writes it, with the attribute
-// requestId last when hasID; ok=false for what it leaves to
-// slog.JSONHandler: a record without a time, a level between the named
-// ones or beyond the year 9999, an attribute with an empty key, of another kind than string,
-// integer, bool, duration or a float encoding/json writes plainly.
+// requestId last when hasID. It returns ok=false for what it leaves to
+// slog.JSONHandler: a record without a time or with one outside the years
+// 0 to 9999, a level other than the four named ones, an attribute with an
+// empty key or of another kind than string, integer, bool, duration or a
+// float encoding/json writes plainly.
 func appendRecord(dst []byte, r slog.Record, hasID bool, requestID string) (_ []byte, ok bool) {
 	var level string
 	switch r.Level {

@@ -415,10 +415,11 @@ var xmlContentType = []string{"text/xml; charset=utf-8"}
 
 // readBody reads at most MaxBodySize+1 bytes of the answer into *buf,
 // which it grows as needed (to the announced length at once), and returns
-// them; the result shares *buf's memory. It always
-// reads to EOF: only then does net/http put the connection back in the
-// idle pool before the next call looks for one (closing the body early
-// would discard it).
+// them; the result shares *buf's memory. An answer of the expected size is
+// read to EOF: only then does net/http put the connection back in the idle
+// pool before the next call looks for one (closing the body early would
+// discard it). One longer than announced or than MaxBodySize is not, and
+// its connection is not reused.
 func readBody(resp *http.Response, buf *[]byte) ([]byte, error) {
 	data := (*buf)[:0]
 	defer func() { *buf = data[:0] }()

@@ -197,7 +197,8 @@ func (s *fastScanner) records(container, item string) ([]Params, bool) {
 
 // text consumes character data up to the next '<' and returns it. It
 // refuses text that needs an XML parser: markup or an entity, a carriage
-// return (parsers normalise it), "]]>", and characters XML does not allow.
+// return (parsers normalise it), any '>' (so also "]]>"), and characters
+// XML does not allow.
 func (s *fastScanner) text() (string, bool) {
 	start := s.pos
 	for s.pos < len(s.data) {
