@@ -47,7 +47,7 @@ func decodeRequest(body []byte, v any) *wxpay.ValidationError {
 // decodeStrict decodes body, valid UTF-8, with encoding/json once checkKeys
 // has admitted its keys.
 func decodeStrict(body []byte, v any) *wxpay.ValidationError {
-	if verr := checkKeys(body, fieldNames(v)); verr != nil {
+	if verr := checkKeys(body, requestTypeOf(v).names); verr != nil {
 		return verr
 	}
 	// checkKeys admitted only v's exact field names, each once, in one
@@ -201,24 +201,47 @@ func objectKeysSlow(body []byte) ([]string, bool) {
 	return keys, true
 }
 
-// fieldNamesByType caches the JSON names of each request type's fields.
-var fieldNamesByType sync.Map // reflect.Type -> map[string]bool
+// requestType is what decoding needs to know of a request struct, read
+// once per type from its json tags.
+type requestType struct {
+	// names are the exact JSON field names, for checkKeys.
+	names map[string]bool
+	// fields are the same fields, for decodePlain.
+	fields []plainField
+	// plain is false when a field is neither a string nor an int64 (the
+	// request types have only those) or there are too many for
+	// decodePlain's bit set: such a type takes the strict path alone.
+	plain bool
+}
 
-// fieldNames returns the exact JSON field names of the struct v points to.
-func fieldNames(v any) map[string]bool {
+// requestTypes caches each request type's requestType.
+var requestTypes sync.Map // reflect.Type -> *requestType
+
+// requestTypeOf returns the requestType of the struct v points to.
+func requestTypeOf(v any) *requestType {
 	t := reflect.TypeOf(v).Elem()
-	if names, ok := fieldNamesByType.Load(t); ok {
-		return names.(map[string]bool)
+	if rt, ok := requestTypes.Load(t); ok {
+		return rt.(*requestType)
 	}
-	names := make(map[string]bool, t.NumField())
+	rt := &requestType{names: make(map[string]bool, t.NumField()), plain: t.NumField() <= 64}
 	for i := range t.NumField() {
-		name, _, _ := strings.Cut(t.Field(i).Tag.Get("json"), ",")
-		if name != "" && name != "-" {
-			names[name] = true
+		f := t.Field(i)
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		if name == "" || name == "-" {
+			continue
+		}
+		rt.names[name] = true
+		switch f.Type.Kind() {
+		case reflect.String:
+			rt.fields = append(rt.fields, plainField{name: name, index: i})
+		case reflect.Int64:
+			rt.fields = append(rt.fields, plainField{name: name, index: i, isInt: true})
+		default:
+			rt.plain = false
 		}
 	}
-	fieldNamesByType.Store(t, names)
-	return names
+	requestTypes.Store(t, rt)
+	return rt
 }
 
 // jsonError turns a decoding error into a ValidationError naming the field.

@@ -3,8 +3,6 @@ package handler
 import (
 	"reflect"
 	"strconv"
-	"strings"
-	"sync"
 )
 
 // plainField is one field of a request struct as the fast decoder fills
@@ -16,43 +14,6 @@ type plainField struct {
 	isInt bool
 }
 
-// plainFieldsByType caches each request type's plainFields.
-var plainFieldsByType sync.Map // reflect.Type -> plainType
-
-// plainType is a request type's fields, and whether the fast decoder can
-// fill them all.
-type plainType struct {
-	fields []plainField
-	ok     bool
-}
-
-// plainFields returns the fields of the struct type t; ok=false when one
-// is neither a string nor an int64 (the request types have only those),
-// for the strict path alone.
-func plainFields(t reflect.Type) (_ []plainField, ok bool) {
-	if pt, ok := plainFieldsByType.Load(t); ok {
-		return pt.(plainType).fields, pt.(plainType).ok
-	}
-	pt := plainType{ok: t.NumField() <= 64}
-	for i := range t.NumField() {
-		f := t.Field(i)
-		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
-		if name == "" || name == "-" {
-			continue
-		}
-		switch f.Type.Kind() {
-		case reflect.String:
-			pt.fields = append(pt.fields, plainField{name: name, index: i})
-		case reflect.Int64:
-			pt.fields = append(pt.fields, plainField{name: name, index: i, isInt: true})
-		default:
-			pt.ok = false
-		}
-	}
-	plainFieldsByType.Store(t, pt)
-	return pt.fields, pt.ok
-}
-
 // decodePlain decodes a plainly written request body into the struct v
 // points to, in one pass: a JSON object whose keys are v's field names,
 // exactly and once each, whose string values have no escapes and whose
@@ -62,11 +23,12 @@ func plainFields(t reflect.Type) (_ []plainField, ok bool) {
 // (FuzzDecodePlainMatchesStrict). The body must be valid UTF-8. A declined
 // body may have filled some of v's fields.
 func decodePlain(body []byte, v any) bool {
-	rv := reflect.ValueOf(v).Elem()
-	fields, ok := plainFields(rv.Type())
-	if !ok {
+	rt := requestTypeOf(v)
+	if !rt.plain {
 		return false
 	}
+	fields := rt.fields
+	rv := reflect.ValueOf(v).Elem()
 	var seen uint64
 	// One copy of the body, of which the string fields are slices.
 	text := string(body)
