@@ -241,8 +241,8 @@ func unquote(s []byte) (string, bool) {
 
 // objectFields calls fn with each member of the JSON object b: its key,
 // spelled exactly (in b's bytes: fn copies what it keeps), and its raw
-// value. It returns false if b is not an
-// object, a key has escapes or is not UTF-8, or fn returns false. It
+// value. It returns false if b is not an object, a key has escapes or
+// control characters or is not UTF-8, or fn returns false. It
 // delimits values without validating them (b is expected to be valid JSON)
 // and never reads out of bounds.
 func objectFields(b []byte, fn func(key, raw []byte) bool) bool {
@@ -254,19 +254,12 @@ func objectFields(b []byte, fn func(key, raw []byte) bool) bool {
 	if i < len(b) && b[i] == '}' {
 		return true
 	}
-	for i < len(b) && b[i] == '"' {
-		end := i + 1
-		for end < len(b) && b[end] != '"' {
-			if b[end] == '\\' {
-				return false
-			}
-			end++
-		}
-		if end >= len(b) || !utf8.Valid(b[i+1:end]) {
+	for {
+		key, next, ok := plainJSONString(b, i)
+		if !ok || !utf8.Valid(key) {
 			return false
 		}
-		key := b[i+1 : end]
-		i = skipSpace(b, end+1)
+		i = skipSpace(b, next)
 		if i >= len(b) || b[i] != ':' {
 			return false
 		}
@@ -287,5 +280,4 @@ func objectFields(b []byte, fn func(key, raw []byte) bool) bool {
 		}
 		i = skipSpace(b, i+1)
 	}
-	return false
 }
