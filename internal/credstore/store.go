@@ -75,7 +75,7 @@ type Config struct {
 	// FetchTimeout bounds one fetch (GetSecretValue with the SDK's
 	// retries, and building the client). DefaultFetchTimeout when <= 0.
 	FetchTimeout time.Duration
-	// Sleep waits before Do's retry; a timer honouring ctx when nil.
+	// Sleep waits before Do's retry; wxpay.Sleep when nil.
 	Sleep func(ctx context.Context, d time.Duration) error
 }
 
@@ -128,7 +128,7 @@ func New(cfg Config) *Store {
 		cfg.Logger = slog.Default()
 	}
 	if cfg.Sleep == nil {
-		cfg.Sleep = sleepContext
+		cfg.Sleep = wxpay.Sleep
 	}
 	if cfg.NewClient == nil {
 		cfg.NewClient = func(c *wxpay.Credentials) (*wxpay.Client, error) {
@@ -461,15 +461,4 @@ func leafOf(c *wxpay.Credentials) *x509.Certificate {
 		return nil
 	}
 	return leaf
-}
-
-func sleepContext(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
 }

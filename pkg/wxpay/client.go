@@ -58,7 +58,7 @@ type Config struct {
 	Rand io.Reader
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
-	// Sleep waits between tries; a timer honouring ctx when nil.
+	// Sleep waits between tries; the package's Sleep when nil.
 	Sleep func(ctx context.Context, d time.Duration) error
 	// Transport replaces the mutual TLS transport the client builds. Tests
 	// and benchmarks use it; it must present the merchant certificate.
@@ -134,7 +134,7 @@ func NewClient(cfg Config) (*Client, error) {
 		return nil, fmt.Errorf("wxpay: PaySignPackage %q: want %q or %q", c.paySign, PaySignEncoded, PaySignRaw)
 	}
 	if c.sleep == nil {
-		c.sleep = sleepContext
+		c.sleep = Sleep
 	}
 	c.transport = cfg.Transport
 	if c.transport == nil {
@@ -176,7 +176,9 @@ func NewTransport(cert tls.Certificate, roots *x509.CertPool, maxConns int) *htt
 
 func noRedirects(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 
-func sleepContext(ctx context.Context, d time.Duration) error {
+// Sleep waits for d, or until ctx ends and then returns its error. It is
+// what Config.Sleep is when nil.
+func Sleep(ctx context.Context, d time.Duration) error {
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {

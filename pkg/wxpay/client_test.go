@@ -629,3 +629,23 @@ func TestClientConcurrentUse(t *testing.T) {
 		t.Errorf("%d connections", n)
 	}
 }
+
+// TestSleep: the default wait ends after its duration, or with the
+// context's error as soon as the context ends.
+func TestSleep(t *testing.T) {
+	canceled, cancel := context.WithCancel(context.Background())
+	cancel()
+	for _, tc := range []struct {
+		name string
+		ctx  context.Context
+		d    time.Duration
+		want error
+	}{
+		{"elapsed", context.Background(), time.Millisecond, nil},
+		{"context ended", canceled, time.Hour, context.Canceled},
+	} {
+		if err := Sleep(tc.ctx, tc.d); !errors.Is(err, tc.want) {
+			t.Errorf("%s: Sleep = %v, want %v", tc.name, err, tc.want)
+		}
+	}
+}
