@@ -138,18 +138,22 @@ func (s *Server) next(w http.ResponseWriter, r *http.Request) {
 	w.Write(inv.payload)
 }
 
-func (s *Server) take(id string) *invocation {
+// take removes the request's invocation from the pending ones and returns
+// it; nil, having answered 400 as Lambda does, for an unknown request id.
+func (s *Server) take(w http.ResponseWriter, r *http.Request) *invocation {
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	inv := s.pending[id]
-	delete(s.pending, id)
+	inv := s.pending[r.PathValue("id")]
+	delete(s.pending, r.PathValue("id"))
+	s.mu.Unlock()
+	if inv == nil {
+		http.Error(w, `{"errorMessage":"unknown request id","errorType":"InvalidRequestID"}`, http.StatusBadRequest)
+	}
 	return inv
 }
 
 func (s *Server) respond(w http.ResponseWriter, r *http.Request) {
-	inv := s.take(r.PathValue("id"))
+	inv := s.take(w, r)
 	if inv == nil {
-		http.Error(w, `{"errorMessage":"unknown request id","errorType":"InvalidRequestID"}`, http.StatusBadRequest)
 		return
 	}
 	body, _ := io.ReadAll(r.Body)
@@ -158,9 +162,8 @@ func (s *Server) respond(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) fail(w http.ResponseWriter, r *http.Request) {
-	inv := s.take(r.PathValue("id"))
+	inv := s.take(w, r)
 	if inv == nil {
-		http.Error(w, `{"errorMessage":"unknown request id","errorType":"InvalidRequestID"}`, http.StatusBadRequest)
 		return
 	}
 	body, _ := io.ReadAll(r.Body)
