@@ -63,6 +63,8 @@ func FuzzFastEnvelope(f *testing.F) {
 		`{"body":"a\"b\\c\/d\be\ff\ng\rh\ti"}`, `{"body":"\\\\\""}`, `{"httpMethod":"P\u004fST"}`,
 		`{"pathParameters":{"a":null,"b":"x","b":"y","c":"\u00e9"},"queryStringParameters":{}}`, `{"pathParameters":[]}`,
 		`{"queryStringParameters":{"appid":5}}`, `{"pathParameters":{"a\u0062":"x"}}`,
+		`{"requestContext":{"requestId":"a","RequestID":"b"}}`, `{"requestContext":{"requestId":"a","requestId":"b"}}`,
+		`{"version":"2.0","requestContext":{"http":{"method":"GET"},"http":{"method":"POST"}}}`,
 	} {
 		f.Add([]byte(s))
 	}

@@ -23,19 +23,11 @@ var envelopeKeys = []string{"version", "httpMethod", "requestContext", "body", "
 // request body it extracts is decoded strictly later.
 func fastEnvelope(payload []byte) (*envelope, bool) {
 	env := &envelope{}
-	seen := 0
+	var seen uint64
 	ok := objectFields(payload, func(key, raw []byte) bool {
-		i := keyIndex(key)
-		switch {
-		case i == -2:
-			return false
-		case i < 0:
-			return true
+		if i, ok := memberIndex(envelopeKeys, key, &seen); i < 0 || !ok {
+			return ok
 		}
-		if seen&(1<<i) != 0 {
-			return false
-		}
-		seen |= 1 << i
 		switch string(key) {
 		case "version":
 			return plainString(raw, &env.Version)
@@ -74,20 +66,26 @@ func fastEnvelope(payload []byte) (*envelope, bool) {
 	return env, ok
 }
 
-// keyIndex returns the index of key in envelopeKeys, -1 for other keys,
-// and -2 for a key encoding/json would take for an envelope key.
-func keyIndex(key []byte) int {
-	for i, k := range envelopeKeys {
-		if k == string(key) {
-			return i
+// memberIndex returns the index of key in names, marking it in *seen, or
+// -1 for a key unrelated to names. It returns ok=false for a key seen
+// before and for one encoding/json would take for one of names though it
+// matches only up to case: the fast readers leave both to encoding/json.
+func memberIndex(names []string, key []byte, seen *uint64) (_ int, ok bool) {
+	for i, name := range names {
+		if name == string(key) {
+			if *seen&(1<<i) != 0 {
+				return i, false
+			}
+			*seen |= 1 << i
+			return i, true
 		}
 	}
-	for _, k := range envelopeKeys {
-		if equalFold(k, key) {
-			return -2
+	for _, name := range names {
+		if equalFold(name, key) {
+			return -1, false
 		}
 	}
-	return -1
+	return -1, true
 }
 
 // equalFold is strings.EqualFold for a key still in the event's bytes.
@@ -95,7 +93,14 @@ func equalFold(name string, key []byte) bool {
 	return bytes.EqualFold([]byte(name), key)
 }
 
-// fastRequestContext reads requestContext's presence and http.method.
+// The members of requestContext and of its http that the envelope reads.
+var (
+	requestContextKeys = []string{"requestId", "http"}
+	httpKeys           = []string{"method"}
+)
+
+// fastRequestContext reads requestContext's presence, requestId and
+// http.method.
 func fastRequestContext(raw []byte, env *envelope) bool {
 	if string(raw) == "null" {
 		return true
@@ -110,47 +115,28 @@ func fastRequestContext(raw []byte, env *envelope) bool {
 		} `json:"http"`
 	}{}
 	env.RequestContext = rc
-	seenHTTP, seenID := false, false
+	var seen uint64
 	return objectFields(raw, func(key, v []byte) bool {
-		switch {
-		case string(key) == "http":
-			if seenHTTP {
-				return false
-			}
-			seenHTTP = true
-			if string(v) == "null" {
-				return true
-			}
-			if v[0] != '{' {
-				return false
-			}
-			rc.HTTP = &struct {
-				Method string `json:"method"`
-			}{}
-			seenMethod := false
-			return objectFields(v, func(k, m []byte) bool {
-				switch {
-				case string(k) == "method":
-					if seenMethod {
-						return false
-					}
-					seenMethod = true
-					return plainString(m, &rc.HTTP.Method)
-				case equalFold("method", k):
-					return false
-				}
-				return true
-			})
-		case string(key) == "requestId":
-			if seenID {
-				return false
-			}
-			seenID = true
+		switch i, ok := memberIndex(requestContextKeys, key, &seen); {
+		case i < 0 || !ok:
+			return ok
+		case i == 0:
 			return plainString(v, &rc.RequestID)
-		case equalFold("http", key), equalFold("requestId", key):
+		case string(v) == "null":
+			return true
+		case v[0] != '{':
 			return false
 		}
-		return true
+		rc.HTTP = &struct {
+			Method string `json:"method"`
+		}{}
+		var seenMethod uint64
+		return objectFields(v, func(k, m []byte) bool {
+			if i, ok := memberIndex(httpKeys, k, &seenMethod); i < 0 || !ok {
+				return ok
+			}
+			return plainString(m, &rc.HTTP.Method)
+		})
 	})
 }
 
