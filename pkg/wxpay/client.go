@@ -426,9 +426,10 @@ func readBody(resp *http.Response, buf *[]byte) ([]byte, error) {
 	data := (*buf)[:0]
 	defer func() { *buf = data[:0] }()
 	limit := MaxBodySize + 1
-	if n := resp.ContentLength; n > 0 && n <= MaxBodySize {
+	announced := resp.ContentLength > 0 && resp.ContentLength <= MaxBodySize
+	if announced {
 		// One byte more than announced, to tell an overlong answer.
-		limit = int(n) + 1
+		limit = int(resp.ContentLength) + 1
 		data = slices.Grow(data, limit)
 	}
 	for len(data) < limit {
@@ -444,7 +445,7 @@ func readBody(resp *http.Response, buf *[]byte) ([]byte, error) {
 			return nil, err
 		}
 	}
-	if resp.ContentLength > 0 && resp.ContentLength <= MaxBodySize {
+	if announced {
 		return nil, fmt.Errorf("wxpay: answer longer than its Content-Length of %d", resp.ContentLength)
 	}
 	return data, nil // over MaxBodySize: the decoder refuses it
