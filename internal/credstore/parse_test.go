@@ -100,8 +100,9 @@ func badSecrets(t *testing.T) []badCase {
 	leak := func(p12, password string) []string {
 		return secretValues(m.apiKey, pems, p12, password)
 	}
-	pemJSON := func(over map[string]any) string {
-		v := map[string]any{"mch_id": m.mchID, "apiv2_key": m.apiKey, "apiclient_cert": m.certPEM, "apiclient_key": m.keyPEM}
+	// overridden returns the secret v with over's fields set, or removed
+	// where over holds nil.
+	overridden := func(v, over map[string]any) string {
 		for k, x := range over {
 			if x == nil {
 				delete(v, k)
@@ -111,16 +112,11 @@ func badSecrets(t *testing.T) []badCase {
 		}
 		return jsonString(v)
 	}
+	pemJSON := func(over map[string]any) string {
+		return overridden(map[string]any{"mch_id": m.mchID, "apiv2_key": m.apiKey, "apiclient_cert": m.certPEM, "apiclient_key": m.keyPEM}, over)
+	}
 	p12JSON := func(p12 string, over map[string]any) string {
-		v := map[string]any{"mch_id": m.mchID, "apiv2_key": m.apiKey, "apiclient_p12": p12}
-		for k, x := range over {
-			if x == nil {
-				delete(v, k)
-			} else {
-				v[k] = x
-			}
-		}
-		return jsonString(v)
+		return overridden(map[string]any{"mch_id": m.mchID, "apiv2_key": m.apiKey, "apiclient_p12": p12}, over)
 	}
 	valid := pemJSON(nil)
 	return []badCase{
