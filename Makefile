@@ -64,16 +64,9 @@ FUZZTIME ?= 20000x
 FUZZ_TARGETS = \
 	./pkg/wxpay:FuzzDecodeXML \
 	./pkg/wxpay:FuzzDecodeXMLRecords \
-	./pkg/wxpay:FuzzFastDecodeMatchesSlow \
 	./pkg/wxpay:FuzzValidateSendMini \
 	./internal/handler:FuzzInvoke \
-	./internal/handler:FuzzDecodeRequest \
-	./internal/handler:FuzzObjectKeys \
-	./internal/handler:FuzzDecodePlainMatchesStrict \
-	./internal/handler:FuzzFastEnvelope \
-	./internal/handler:FuzzAppendJSONString \
-	./internal/handler:FuzzLineHandlerMatchesJSONHandler \
-	./internal/handler:FuzzAppendResultMatchesEncodingJSON
+	./internal/handler:FuzzDecodeRequest
 
 fuzz:
 	@for t in $(FUZZ_TARGETS); do \

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"net/http"
 
+	"github.com/aws/aws-lambda-go/events"
+
 	"github.com/redpacket-lambda/wxredpack/internal/credstore"
 	"github.com/redpacket-lambda/wxredpack/pkg/wxpay"
 )
@@ -66,11 +68,7 @@ var statusByCode = map[string]int{
 
 // success answers 200 with the result's JSON.
 func success(c call, result any, attempts int) answer {
-	body, ok := appendResult(make([]byte, 0, 1024), result)
-	var err error
-	if !ok {
-		body, err = marshal(result)
-	}
+	body, err := marshal(result)
 	if err != nil {
 		// The money moved; the answer could not be written. Say unknown
 		// so the caller queries rather than resends with a new billno.
@@ -138,8 +136,20 @@ func statusOf(e *wxpay.Error) int {
 	return http.StatusBadGateway
 }
 
-// marshal writes v as compact JSON without HTML escaping: the answer is
-// data for programs, and WeChat's package keeps its & as is.
+// httpResponse is the API Gateway response carrying status and body:
+// events.APIGatewayProxyResponse for REST APIs, and
+// events.APIGatewayV2HTTPResponse for HTTP APIs.
+func httpResponse(src Source, status int, body []byte) ([]byte, error) {
+	headers := map[string]string{"Content-Type": "application/json", "Cache-Control": "no-store"}
+	if src == SourceHTTP {
+		return marshal(events.APIGatewayV2HTTPResponse{StatusCode: status, Headers: headers, Body: string(body)})
+	}
+	return marshal(events.APIGatewayProxyResponse{StatusCode: status, Headers: headers, Body: string(body)})
+}
+
+// marshal writes v as compact JSON (encoding/json, whose bytes the answers
+// have always had) without HTML escaping: the answer is data for programs,
+// and WeChat's package keeps its & as is.
 func marshal(v any) ([]byte, error) {
 	var b bytes.Buffer
 	enc := json.NewEncoder(&b)

@@ -2,8 +2,9 @@ package handler
 
 import (
 	"encoding/base64"
-	"encoding/json"
 	"errors"
+
+	"github.com/go-json-experiment/json"
 )
 
 // Source names an event source, as logged.
@@ -51,14 +52,13 @@ type httpRequest struct {
 }
 
 // classify decodes the event's envelope and says which source sent it.
+// Member names match exactly, as Lambda writes them; members the envelope
+// does not name are skipped.
 func classify(payload []byte) (Source, *envelope) {
-	env, ok := fastEnvelope(payload)
-	if !ok {
-		env = &envelope{}
-		if err := json.Unmarshal(payload, env); err != nil {
-			// Not an envelope: a direct invoke, whose decoding says why.
-			return SourceDirect, nil
-		}
+	env := &envelope{}
+	if err := json.Unmarshal(payload, env); err != nil {
+		// Not an envelope: a direct invoke, whose decoding says why.
+		return SourceDirect, nil
 	}
 	return sourceOf(env), env
 }

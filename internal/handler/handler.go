@@ -2,13 +2,13 @@ package handler
 
 import (
 	"context"
-	"encoding/json"
 	"log/slog"
 	"net/http"
 	"sync"
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
+	"github.com/go-json-experiment/json"
 
 	"github.com/redpacket-lambda/wxredpack/internal/credstore"
 	"github.com/redpacket-lambda/wxredpack/pkg/wxpay"
@@ -35,12 +35,12 @@ func New(op Operation, store *credstore.Store, settings Settings, logger *slog.L
 	return &Handler{op: op, store: store, settings: settings.withDefaults(), log: logger, now: time.Now}
 }
 
-// Invoke implements lambda.Handler, so lambda.Start(h) hands it the raw
-// event and sends its bytes back with no reflection in between. It answers
-// an API Gateway event with an API Gateway response, an SQS batch with an
-// SQS batch response, and a direct invoke with the JSON body an API caller
-// gets. Every outcome, even a broken event, is an answer; the error is
-// only ever encoding/json's, for an SQS batch response it cannot write.
+// Invoke implements lambda.Handler: lambda.Start(h) hands it the raw event,
+// whose shape tells the source. It answers an API Gateway event with an
+// API Gateway response, an SQS batch with an SQS batch response, and a
+// direct invoke with the JSON body an API caller gets. Every outcome, even
+// a broken event, is an answer; the error is only ever encoding/json's,
+// for a response it cannot write.
 func (h *Handler) Invoke(ctx context.Context, payload []byte) ([]byte, error) {
 	ctx, cancel := h.withReserve(ctx)
 	defer cancel()
@@ -50,7 +50,7 @@ func (h *Handler) Invoke(ctx context.Context, payload []byte) ([]byte, error) {
 		return marshal(h.batch(ctx, env.Records))
 	case SourceREST, SourceHTTP:
 		a := h.http(ctx, src, env)
-		return appendHTTPResponse(make([]byte, 0, len(a.body)+256), src, a.status, a.body), nil
+		return httpResponse(src, a.status, a.body)
 	}
 	return h.handle(ctx, SourceDirect, httpRequest{body: payload}).body, nil
 }
@@ -190,18 +190,16 @@ func timeForRecord(ctx context.Context) bool {
 	return !ok || time.Until(deadline) >= minRecordTime
 }
 
-// billnoOf reads the key mch_billno, spelled exactly, from a request body
-// without validating it.
+// billnoOf reads the member mch_billno, spelled exactly, from a request
+// body without validating the rest; "" when there is none.
 func billnoOf(body string) string {
-	var fields map[string]json.RawMessage
-	if json.Unmarshal([]byte(body), &fields) != nil {
+	var r struct {
+		MchBillno string `json:"mch_billno"`
+	}
+	if json.Unmarshal([]byte(body), &r) != nil {
 		return ""
 	}
-	var billno string
-	if json.Unmarshal(fields["mch_billno"], &billno) != nil {
-		return ""
-	}
-	return billno
+	return r.MchBillno
 }
 
 func attemptsOf(result any) int {
