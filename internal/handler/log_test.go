@@ -32,7 +32,9 @@ func TestLogger(t *testing.T) {
 			`{"time":"2026-11-23T08:00:00.123456789Z","level":"INFO","msg":"request","function":"sendmini","status":200,"latency_ms":0.125,"requestId":"req-1"}`},
 		{"no Lambda context", context.Background(), nil,
 			`{"time":"2026-11-23T08:00:00.123456789Z","level":"INFO","msg":"request","function":"sendmini","status":200,"latency_ms":0.125}`},
-		{"attributes and a group", withID, func(h slog.Handler) slog.Handler { return h.WithAttrs([]slog.Attr{slog.String("api", "x")}).WithGroup("g") },
+		{"attributes and a group", withID, func(h slog.Handler) slog.Handler {
+			return h.WithAttrs([]slog.Attr{slog.String("api", "x")}).WithGroup("g")
+		},
 			`{"time":"2026-11-23T08:00:00.123456789Z","level":"INFO","msg":"request","api":"x","g":{"function":"sendmini","status":200,"latency_ms":0.125,"requestId":"req-1"}}`},
 	}
 	for _, tc := range cases {
