@@ -5,10 +5,12 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"time"
 
 	"github.com/aws/aws-lambda-go/events"
 
 	"github.com/redpacket-lambda/wxredpack/internal/credstore"
+	"github.com/redpacket-lambda/wxredpack/internal/payout"
 	"github.com/redpacket-lambda/wxredpack/pkg/wxpay"
 )
 
@@ -34,8 +36,24 @@ type answer struct {
 
 // errorBody is the contract's failure body.
 type errorBody struct {
-	Error     errorDetail `json:"error"`
-	MchBillno string      `json:"mch_billno,omitempty"`
+	Error     errorDetail   `json:"error"`
+	MchBillno string        `json:"mch_billno,omitempty"`
+	Ledger    *ledgerRecord `json:"ledger,omitempty"`
+}
+
+// ledgerRecord is the ledger's record of a billno as the query function
+// shows it.
+type ledgerRecord struct {
+	State      string    `json:"state"`
+	Attempts   int       `json:"attempts"`
+	RecordedAt time.Time `json:"recorded_at"`
+	UpdatedAt  time.Time `json:"updated_at"`
+}
+
+// recordedQuery is gethbinfo's answer with the ledger's record.
+type recordedQuery struct {
+	*wxpay.QueryResult
+	Ledger *ledgerRecord `json:"ledger"`
 }
 
 type errorDetail struct {
@@ -85,6 +103,7 @@ func failure(c call, err error) answer {
 		verr *wxpay.ValidationError
 		cerr *credstore.ConfigError
 		werr *wxpay.Error
+		perr *payout.Error
 	)
 	switch {
 	case errors.As(err, &verr):
@@ -97,6 +116,13 @@ func failure(c call, err error) answer {
 			a.status, d.Retryable = http.StatusServiceUnavailable, true
 		}
 		d.Message = cerr.Error()
+	case errors.As(err, &perr):
+		// The send path refused before sending: no money moved.
+		a.status, d.Code, d.Outcome, d.Retryable = http.StatusConflict, perr.Code, string(wxpay.OutcomeFailed), perr.Retryable
+		if perr.Code == payout.CodeLedgerUnavailable {
+			a.status = http.StatusServiceUnavailable
+		}
+		d.Message = perr.Message
 	case errors.As(err, &werr):
 		a.attempts = werr.Attempts
 		d.Code, d.Outcome, d.Retryable = werr.Code, string(werr.Outcome), werr.Retryable
@@ -111,7 +137,7 @@ func failure(c call, err error) answer {
 		d.Message = "internal error"
 	}
 	a.outcome, a.code, a.retryable = wxpay.Outcome(d.Outcome), d.Code, d.Retryable
-	a.body, _ = marshal(errorBody{Error: d, MchBillno: c.billno})
+	a.body, _ = marshal(errorBody{Error: d, MchBillno: c.billno, Ledger: c.record})
 	return a
 }
 

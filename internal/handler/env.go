@@ -5,8 +5,13 @@ import (
 	"errors"
 	"log/slog"
 	"os"
+	"strings"
+
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 
 	"github.com/redpacket-lambda/wxredpack/internal/credstore"
+	"github.com/redpacket-lambda/wxredpack/internal/ledger"
 )
 
 // FromEnv builds op's handler the way a deployed function runs: settings
@@ -25,6 +30,9 @@ func FromEnv(ctx context.Context, op Operation) *Handler {
 	if err != nil {
 		return broken(op, settings, logger, &credstore.ConfigError{Field: "environment", Reason: err.Error()})
 	}
+	if settings.Ledger, err = ledgerFromEnv(ctx, logger); err != nil {
+		return broken(op, settings, logger, &credstore.ConfigError{Field: "aws", Reason: "cannot load the AWS SDK configuration", Err: err})
+	}
 	store, err := credstore.FromEnv(ctx, settings.NewClient, logger)
 	if err != nil {
 		var cerr *credstore.ConfigError
@@ -42,4 +50,23 @@ func broken(op Operation, settings Settings, logger *slog.Logger, err *credstore
 	h := New(op, nil, settings, logger)
 	h.configErr = err
 	return h
+}
+
+// ledgerFromEnv builds the ledger on the DynamoDB table WXPAY_LEDGER_TABLE
+// names, reached as the AWS SDK's configuration says
+// (AWS_ENDPOINT_URL_DYNAMODB among it). Without the variable there is no
+// ledger, which is said once. Nothing is called yet: a table that cannot
+// be reached is found on the first request, which answers
+// LEDGER_UNAVAILABLE and sends nothing.
+func ledgerFromEnv(ctx context.Context, logger *slog.Logger) (ledger.Store, error) {
+	table := strings.TrimSpace(os.Getenv("WXPAY_LEDGER_TABLE"))
+	if table == "" {
+		logger.Warn("WXPAY_LEDGER_TABLE is not set: red packets are sent without a record, repeats of a billno are sent again rather than replayed, and conflicting repeats are left to WeChat")
+		return nil, nil
+	}
+	cfg, err := config.LoadDefaultConfig(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return ledger.NewDynamoDB(dynamodb.NewFromConfig(cfg), table), nil
 }

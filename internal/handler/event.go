@@ -28,6 +28,16 @@ type envelope struct {
 		HTTP      *struct {
 			Method string `json:"method"`
 		} `json:"http"`
+		// The caller's IAM identity: REST APIs' identity, HTTP APIs'
+		// IAM authorizer.
+		Identity *struct {
+			UserArn string `json:"userArn"`
+		} `json:"identity"`
+		Authorizer *struct {
+			IAM *struct {
+				UserArn string `json:"userArn"`
+			} `json:"iam"`
+		} `json:"authorizer"`
 	} `json:"requestContext"`
 	Body                  *string           `json:"body"`
 	IsBase64Encoded       bool              `json:"isBase64Encoded"`
@@ -49,6 +59,7 @@ type httpRequest struct {
 	body   []byte
 	path   map[string]string
 	query  map[string]string
+	caller string // the caller's IAM identity (ARN), as the ledger records it
 }
 
 // classify decodes the event's envelope and says which source sent it.
@@ -82,10 +93,17 @@ var errBadBase64 = errors.New("body is not valid base64")
 // request returns the HTTP request an API Gateway envelope carries.
 func (e *envelope) request(src Source) (httpRequest, error) {
 	r := httpRequest{path: e.PathParameters, query: e.QueryStringParameters}
+	rc := e.RequestContext
 	if src == SourceHTTP {
-		r.method = e.RequestContext.HTTP.Method
+		r.method = rc.HTTP.Method
+		if rc.Authorizer != nil && rc.Authorizer.IAM != nil {
+			r.caller = rc.Authorizer.IAM.UserArn
+		}
 	} else {
 		r.method = e.HTTPMethod
+		if rc.Identity != nil {
+			r.caller = rc.Identity.UserArn
+		}
 	}
 	if e.Body == nil {
 		return r, nil

@@ -2,6 +2,7 @@ package handler
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"net/http"
 	"sync"
@@ -11,6 +12,8 @@ import (
 	"github.com/go-json-experiment/json"
 
 	"github.com/redpacket-lambda/wxredpack/internal/credstore"
+	"github.com/redpacket-lambda/wxredpack/internal/ledger"
+	"github.com/redpacket-lambda/wxredpack/internal/payout"
 	"github.com/redpacket-lambda/wxredpack/pkg/wxpay"
 )
 
@@ -20,8 +23,10 @@ type Handler struct {
 	op       Operation
 	store    *credstore.Store
 	settings Settings
-	log      *slog.Logger
-	now      func() time.Time
+	// payout records each red packet in settings.Ledger around its send.
+	payout *payout.Sender
+	log    *slog.Logger
+	now    func() time.Time
 	// configErr, when set, is the answer to every request: the function
 	// could not be configured.
 	configErr error
@@ -32,7 +37,9 @@ func New(op Operation, store *credstore.Store, settings Settings, logger *slog.L
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	return &Handler{op: op, store: store, settings: settings.withDefaults(), log: logger, now: time.Now}
+	settings = settings.withDefaults()
+	return &Handler{op: op, store: store, settings: settings, payout: &payout.Sender{Ledger: settings.Ledger, Logger: logger},
+		log: logger, now: time.Now}
 }
 
 // Invoke implements lambda.Handler: lambda.Start(h) hands it the raw event,
@@ -89,29 +96,90 @@ func (h *Handler) handle(ctx context.Context, src Source, r httpRequest) answer 
 	start := h.now()
 	c, verr := h.op.parse(r, h.settings)
 	var a answer
-	if verr != nil {
+	switch {
+	case verr != nil:
 		a = failure(c, verr)
-	} else {
-		a = h.send(ctx, c)
+	case c.fields == nil:
+		a = h.query(ctx, c)
+	default:
+		a = h.send(ctx, src, c)
 	}
 	h.logAnswer(ctx, src, a, start)
 	return a
 }
 
-// send calls WeChat Pay. When WeChat refuses the credentials (CA_ERROR,
-// SIGN_ERROR) the secret may have been rotated: credstore.Do fetches it
-// again and sends the same request, with the same billno, once more.
-func (h *Handler) send(ctx context.Context, c call) answer {
+// send records the red packet, sends it and settles its outcome, all
+// through the one send path (internal/payout). When WeChat refuses the
+// credentials (CA_ERROR, SIGN_ERROR) the secret may have been rotated:
+// credstore.Do fetches it again and sends the same request, with the same
+// billno, once more.
+func (h *Handler) send(ctx context.Context, src Source, c call) answer {
+	if h.configErr != nil {
+		return failure(c, h.configErr)
+	}
+	// The merchant's mch_id, from the secret, is part of the record's key.
+	client, err := h.store.Client(ctx)
+	if err != nil {
+		return failure(c, err)
+	}
+	req := payout.Request{API: h.op.API(), Fields: c.fields(client.MchID()), Source: string(src), Caller: c.caller}
+	out, err := h.payout.Send(ctx, req, func(ctx context.Context) (any, error) {
+		return credstore.Do(ctx, h.store, func(client *wxpay.Client) (any, error) {
+			return c.send(ctx, client)
+		})
+	})
+	if err != nil {
+		return failure(c, err)
+	}
+	return success(c, out.Result, attemptsOf(out.Result))
+}
+
+// query reads the red packet's record at WeChat and, when the ledger has
+// the billno, stores the status read and adds the ledger's record to the
+// answer, success or not.
+func (h *Handler) query(ctx context.Context, c call) answer {
 	if h.configErr != nil {
 		return failure(c, h.configErr)
 	}
 	result, err := credstore.Do(ctx, h.store, func(client *wxpay.Client) (any, error) {
 		return c.send(ctx, client)
 	})
+	var status string
+	if q, ok := result.(*wxpay.QueryResult); ok && err == nil {
+		status = q.Status
+	}
+	c.record = h.observe(ctx, c.billno, status)
 	if err != nil {
 		return failure(c, err)
 	}
+	if c.record != nil {
+		result = &recordedQuery{QueryResult: result.(*wxpay.QueryResult), Ledger: c.record}
+	}
 	return success(c, result, attemptsOf(result))
+}
+
+// observe stores a gethbinfo status in the billno's record and returns the
+// record as the answer shows it; nil without a ledger, without a record,
+// or when the ledger cannot be read (logged: the answer is WeChat's).
+func (h *Handler) observe(ctx context.Context, billno, status string) *ledgerRecord {
+	if h.settings.Ledger == nil {
+		return nil
+	}
+	client, err := h.store.Client(ctx)
+	if err != nil {
+		return nil
+	}
+	it, err := h.payout.Observe(ctx, ledger.Key{MchID: client.MchID(), MchBillno: billno}, status)
+	switch {
+	case errors.Is(err, ledger.ErrNotFound):
+		return nil
+	case err != nil:
+		h.log.WarnContext(ctx, "ledger: the record could not be read or updated", slog.String("mch_billno", billno), slog.String("error", err.Error()))
+		if it == nil {
+			return nil
+		}
+	}
+	return &ledgerRecord{State: string(it.State), Attempts: it.Attempts, RecordedAt: it.RecordedAt.UTC(), UpdatedAt: it.UpdatedAt.UTC()}
 }
 
 // batch handles an SQS batch: records run concurrently up to the
@@ -204,6 +272,8 @@ func billnoOf(body string) string {
 
 func attemptsOf(result any) int {
 	switch r := result.(type) {
+	case *recordedQuery:
+		return r.Attempts
 	case *wxpay.SendResult:
 		return r.Attempts
 	case *wxpay.SendMiniResult:

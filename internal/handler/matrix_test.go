@@ -2,8 +2,10 @@ package handler_test
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
+	"net/http/httptrace"
 	"slices"
 	"strings"
 	"sync"
@@ -78,6 +80,43 @@ type mxResult struct {
 	backup    int // backup requests during the invocation
 	merchants []*wxpaytest.MerchantFiles
 	warmErr   string
+	trace     *diagLog
+}
+
+type diagLog struct {
+	mu  sync.Mutex
+	buf strings.Builder
+}
+
+func diagTrace(p **diagLog, start time.Time) *httptrace.ClientTrace {
+	d := &diagLog{}
+	*p = d
+	f := func(format string, args ...any) {
+		d.mu.Lock()
+		defer d.mu.Unlock()
+		fmt.Fprintf(&d.buf, "%8.3fs ", time.Since(start).Seconds())
+		fmt.Fprintf(&d.buf, format, args...)
+		d.buf.WriteString("\n")
+	}
+	return &httptrace.ClientTrace{
+		GetConn:              func(h string) { f("GetConn %s", h) },
+		GotConn:              func(i httptrace.GotConnInfo) { f("GotConn reused=%v", i.Reused) },
+		ConnectStart:         func(n, a string) { f("ConnectStart") },
+		ConnectDone:          func(n, a string, err error) { f("ConnectDone %v", err) },
+		TLSHandshakeStart:    func() { f("TLSStart") },
+		TLSHandshakeDone:     func(_ tls.ConnectionState, err error) { f("TLSDone %v", err) },
+		WroteRequest:         func(i httptrace.WroteRequestInfo) { f("WroteRequest %v", i.Err) },
+		GotFirstResponseByte: func() { f("FirstByte") },
+	}
+}
+
+func (d *diagLog) String() string {
+	if d == nil {
+		return ""
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.buf.String()
 }
 
 // Expectations shared by many rows.
@@ -434,6 +473,7 @@ func runCase(t *testing.T, pki wxpaytest.Option, c mxCase, source, billno string
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	start := time.Now()
+	ctx = httptrace.WithClientTrace(ctx, diagTrace(&r.trace, start))
 	r.out, r.err = lambdaInvoke(ctx, h, payload)
 	r.elapsed = time.Since(start)
 	r.requests = w.sim.Requests() - reqs
@@ -667,6 +707,7 @@ func checkCase(t *testing.T, c mxCase, r mxResult) int {
 		c.check(t, r)
 	}
 	if t.Failed() {
+		t.Logf("elapsed %v trace:\n%s", r.elapsed, r.trace)
 		t.Logf("answer: %s\nlogs:\n%s", r.out, logs)
 	}
 	return lines

@@ -23,7 +23,15 @@ type Operation interface {
 type call struct {
 	billno string
 	openid string
+	// fields are the request's signed fields for a merchant, which the
+	// ledger records; nil for a query, which records nothing.
+	fields func(mchID string) map[string]string
 	send   func(ctx context.Context, c *wxpay.Client) (any, error)
+	// caller is the caller's IAM identity, behind API Gateway.
+	caller string
+	// record is the ledger's record of the billno, which a query's
+	// answer shows.
+	record *ledgerRecord
 }
 
 // operation implements Operation for one request and result type.
@@ -36,6 +44,7 @@ type operation[Req any] struct {
 	fill     func(r *Req, s Settings)
 	billno   func(*Req) string
 	openid   func(*Req) string
+	fields   func(r *Req, mchID string) map[string]string // nil: not recorded
 	send     func(ctx context.Context, c *wxpay.Client, r *Req) (any, error)
 	validate func(*Req) error
 }
@@ -64,7 +73,7 @@ func (o *operation[Req]) parse(r httpRequest, s Settings) (call, *wxpay.Validati
 			o.fill(req, s)
 		}
 	}
-	c := call{billno: o.billno(req), openid: o.openid(req)}
+	c := call{billno: o.billno(req), openid: o.openid(req), caller: r.caller}
 	if err := o.validate(req); err != nil {
 		c.billno = wellFormedBillno(c.billno) // a malformed one is not echoed
 		verr, _ := err.(*wxpay.ValidationError)
@@ -74,6 +83,9 @@ func (o *operation[Req]) parse(r httpRequest, s Settings) (call, *wxpay.Validati
 		return c, verr
 	}
 	c.send = func(ctx context.Context, cl *wxpay.Client) (any, error) { return o.send(ctx, cl, req) }
+	if o.fields != nil {
+		c.fields = func(mchID string) map[string]string { return o.fields(req, mchID) }
+	}
 	return c, nil
 }
 
@@ -85,6 +97,7 @@ var (
 		billno:   func(r *wxpay.SendGroupRequest) string { return r.MchBillno },
 		openid:   func(r *wxpay.SendGroupRequest) string { return r.ReOpenID },
 		validate: func(r *wxpay.SendGroupRequest) error { return r.Validate() },
+		fields:   (*wxpay.SendGroupRequest).Fields,
 		send: func(ctx context.Context, c *wxpay.Client, r *wxpay.SendGroupRequest) (any, error) {
 			return c.SendGroupRedpack(ctx, r)
 		},
@@ -95,6 +108,7 @@ var (
 		billno:   func(r *wxpay.SendMiniRequest) string { return r.MchBillno },
 		openid:   func(r *wxpay.SendMiniRequest) string { return r.ReOpenID },
 		validate: func(r *wxpay.SendMiniRequest) error { return r.Validate() },
+		fields:   (*wxpay.SendMiniRequest).Fields,
 		send: func(ctx context.Context, c *wxpay.Client, r *wxpay.SendMiniRequest) (any, error) {
 			return c.SendMiniProgramHB(ctx, r)
 		},
@@ -105,6 +119,7 @@ var (
 		billno:   func(r *wxpay.SendRequest) string { return r.MchBillno },
 		openid:   func(r *wxpay.SendRequest) string { return r.ReOpenID },
 		validate: func(r *wxpay.SendRequest) error { return r.Validate() },
+		fields:   (*wxpay.SendRequest).Fields,
 		send: func(ctx context.Context, c *wxpay.Client, r *wxpay.SendRequest) (any, error) {
 			return c.SendRedpack(ctx, r)
 		},

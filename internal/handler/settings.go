@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/redpacket-lambda/wxredpack/internal/ledger"
 	"github.com/redpacket-lambda/wxredpack/pkg/wxpay"
 )
 
@@ -31,6 +32,9 @@ type Settings struct {
 	// MaxAttempts bounds the tries of one call (WXPAY_MAX_ATTEMPTS,
 	// default 3).
 	MaxAttempts int
+	// Ledger records every red packet before it is sent (FromEnv builds
+	// it from WXPAY_LEDGER_TABLE); nil sends without a record.
+	Ledger ledger.Store
 	// RootCAs verifies WeChat Pay's server; nil means the system roots,
 	// which honour SSL_CERT_FILE. Tests in one process give each simulator
 	// its own pool here.
