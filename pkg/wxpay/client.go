@@ -11,7 +11,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -344,9 +343,7 @@ func (c *Client) attempt(ctx context.Context, api, url, billno string, body []by
 		return fail(unknown, CodeNetwork, "no answer from WeChat Pay", 0, err)
 	}
 	defer resp.Body.Close()
-	buf := bodyBuffers.Get().(*[]byte)
-	defer releaseBodyBuffer(buf)
-	data, err := readBody(resp, buf)
+	data, err := readBody(resp)
 	if err != nil {
 		if ctx.Err() != nil {
 			return fail(unknown, CodeTimeout, "answer cut off by the deadline", resp.StatusCode, err)
@@ -415,51 +412,24 @@ func isCertificateRefusal(body []byte) bool {
 
 var xmlContentType = []string{"text/xml; charset=utf-8"}
 
-// readBody reads at most MaxBodySize+1 bytes of the answer into *buf,
-// which it grows as needed (to the announced length at once), and returns
-// them; the result shares *buf's memory. An answer of the expected size is
-// read to EOF: only then does net/http put the connection back in the idle
-// pool before the next call looks for one (closing the body early would
-// discard it). One longer than announced or than MaxBodySize is not, and
-// its connection is not reused.
-func readBody(resp *http.Response, buf *[]byte) ([]byte, error) {
-	data := (*buf)[:0]
-	defer func() { *buf = data[:0] }()
-	limit := MaxBodySize + 1
+// readBody reads the answer, at most MaxBodySize+1 bytes of it. An answer
+// of the expected size is read to EOF: only then does net/http put the
+// connection back in the idle pool before the next call looks for one
+// (closing the body early would discard it). One longer than announced or
+// than MaxBodySize is not, and its connection is not reused.
+func readBody(resp *http.Response) ([]byte, error) {
+	limit := int64(MaxBodySize)
 	announced := resp.ContentLength > 0 && resp.ContentLength <= MaxBodySize
 	if announced {
-		// One byte more than announced, to tell an overlong answer.
-		limit = int(resp.ContentLength) + 1
-		data = slices.Grow(data, limit)
+		limit = resp.ContentLength
 	}
-	for len(data) < limit {
-		if len(data) == cap(data) {
-			data = slices.Grow(data, min(max(len(data), 512), limit-len(data)))
-		}
-		m, err := resp.Body.Read(data[len(data):min(cap(data), limit)])
-		data = data[:len(data)+m]
-		if err == io.EOF {
-			return data, nil
-		}
-		if err != nil {
-			return nil, err
-		}
+	// One byte more than allowed, to tell an overlong answer.
+	data, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
+	if err != nil {
+		return nil, err
 	}
-	if announced {
+	if announced && int64(len(data)) > limit {
 		return nil, fmt.Errorf("wxpay: answer longer than its Content-Length of %d", resp.ContentLength)
 	}
 	return data, nil // over MaxBodySize: the decoder refuses it
-}
-
-// bodyBuffers recycles the buffers answers are read into, sparing a call
-// an allocation (and its zeroing). Nothing keeps a reference to a buffer
-// once attempt returns: the decoder copies what it keeps.
-var bodyBuffers = sync.Pool{New: func() any { return new([]byte) }}
-
-// releaseBodyBuffer returns buf to bodyBuffers unless it grew for an
-// unusually large answer, which should not stay in memory.
-func releaseBodyBuffer(buf *[]byte) {
-	if cap(*buf) <= 16<<10 {
-		bodyBuffers.Put(buf)
-	}
 }

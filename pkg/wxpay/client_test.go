@@ -317,10 +317,10 @@ func TestNonceDistinct(t *testing.T) {
 	}
 }
 
-// TestReadBody: an answer is read whole into the reused buffer, with or
-// without a Content-Length and however the reads split it; more than the
-// announced length or a failed read is an error, and past MaxBodySize
-// reading stops at MaxBodySize+1 bytes, which the decoder refuses.
+// TestReadBody: an answer is read whole, with or without a Content-Length
+// and however the reads split it; more than the announced length or a
+// failed read is an error, and past MaxBodySize reading stops at
+// MaxBodySize+1 bytes, which the decoder refuses.
 func TestReadBody(t *testing.T) {
 	big := strings.Repeat("x", 3000)
 	huge := strings.Repeat("x", MaxBodySize+10)
@@ -340,11 +340,10 @@ func TestReadBody(t *testing.T) {
 		{"longer than announced", strings.NewReader("<xml></xml>"), 5, "", true},
 		{"read fails", iotest.ErrReader(errors.New("connection reset")), -1, "", true},
 	}
-	var buf []byte // shared by the cases, as bodyBuffers shares it between calls
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			resp := &http.Response{ContentLength: tt.length, Body: io.NopCloser(tt.body)}
-			got, err := readBody(resp, &buf)
+			got, err := readBody(resp)
 			if (err != nil) != tt.wantErr || string(got) != tt.want {
 				t.Errorf("readBody = %d bytes, %v; want %d bytes, error %v", len(got), err, len(tt.want), tt.wantErr)
 			}

@@ -216,14 +216,13 @@ func decodeXML(data []byte, container, item string) (Params, []Params, error) {
 	if looksLikeHTML(data) {
 		return nil, nil, &XMLError{Reason: "an HTML page", HTML: true}
 	}
-	if params, records, ok := fastDecode(data, container, item); ok {
-		return params, records, nil
-	}
 	d := xml.NewDecoder(bytes.NewReader(data))
 	d.Strict = true
 	p := &flatParser{d: d}
 	params, records, err := p.document(container, item)
 	if err != nil {
+		// No partial result: document may have read the fields before
+		// finding trailing content.
 		return nil, nil, err
 	}
 	return params, records, nil

@@ -202,12 +202,12 @@ func TestDecodeXMLAccepts(t *testing.T) {
 	}
 }
 
-// TestDecodeXMLCopies: decoded values never share the caller's bytes,
-// which the client reuses for the next answer, on either decoding path.
+// TestDecodeXMLCopies: decoded fields and records never share the
+// caller's bytes, which the caller may reuse.
 func TestDecodeXMLCopies(t *testing.T) {
 	for _, doc := range []string{
 		typicalSuccess,
-		`<?xml version="1.0"?>` + typicalSuccess, // encoding/xml's path
+		`<?xml version="1.0"?>` + typicalSuccess,
 		hbinfoMany,
 	} {
 		want, wantRecs, err := DecodeXMLRecords([]byte(doc), "hblist", "hbinfo")
