@@ -10,7 +10,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
@@ -95,6 +97,9 @@ type simProcess struct {
 	env map[string]string
 	// cert and key are the merchant's PEM files it wrote into its -dir.
 	cert, key string
+	// client signs requests with the merchant's credentials, for the
+	// floor to post the bytes a function would.
+	client *wxpay.Client
 }
 
 // startSimProcess runs cmd/wxpaysim on free loopback ports with fresh
@@ -153,6 +158,20 @@ func startSimProcess(tb testing.TB) *simProcess {
 		if s.env[k] == "" {
 			tb.Fatalf("wxpaysim printed no %s:\n%s", k, out.String())
 		}
+	}
+	certPEM, err1 := os.ReadFile(s.cert)
+	keyPEM, err2 := os.ReadFile(s.key)
+	apiKey, err3 := os.ReadFile(filepath.Join(dir, wxpaytest.FileAPIKey))
+	if err := errors.Join(err1, err2, err3); err != nil {
+		tb.Fatal(err)
+	}
+	cert, err := wxpay.LoadPEM(certPEM, keyPEM)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	creds := &wxpay.Credentials{MchID: wxpaytest.DefaultMchID, APIKey: strings.TrimSpace(string(apiKey)), Certificate: cert}
+	if s.client, err = wxpay.NewClient(wxpay.Config{Credentials: creds}); err != nil {
+		tb.Fatal(err)
 	}
 	return s
 }
@@ -284,6 +303,9 @@ type pbCase struct {
 	setup func(b *testing.B, sim *simProcess, bins map[string]string)
 	// payload is the seq-th event and the billno its answer must carry.
 	payload func(b *testing.B, seq int) ([]byte, string)
+	// floorBody is the signed XML the function would post for the seq-th
+	// event, which the floor posts instead.
+	floorBody func(b *testing.B, sim *simProcess, seq int) []byte
 	// check accepts a successful answer for billno.
 	check func(billno string, ans []byte) error
 }
@@ -310,16 +332,29 @@ func pbCases() []pbCase {
 		once sync.Once
 		req  map[string]any
 	}
-	mini := func(b *testing.B, seq int) ([]byte, string) {
+	miniRequest := func(b *testing.B, prefix string, seq int) ([]byte, string) {
 		sendmini.once.Do(func() { sendmini.req = directRequest(b, "sendmini", "", nil) })
-		billno := fmt.Sprintf("PBMINI%010d", seq)
+		billno := fmt.Sprintf("%s%010d", prefix, seq)
 		req := make(map[string]any, len(sendmini.req))
 		for k, v := range sendmini.req {
 			req[k] = v
 		}
 		req["mch_billno"] = billno
-		req["re_openid"] = fmt.Sprintf("oxTWIuGaIt6gTKsQ%012d", seq)
+		req["re_openid"] = fmt.Sprintf("oxTWIuGaIt6%s%012d", prefix[2:], seq)
 		return mustJSON(b, req), billno
+	}
+	mini := func(b *testing.B, seq int) ([]byte, string) { return miniRequest(b, "PBMINI", seq) }
+	miniFloor := func(b *testing.B, sim *simProcess, seq int) []byte {
+		payload, _ := miniRequest(b, "PBHELO", seq)
+		var r wxpay.SendMiniRequest
+		if err := json.Unmarshal(payload, &r); err != nil {
+			b.Fatal(err)
+		}
+		body, err := sim.client.BuildSendMini(&r)
+		if err != nil {
+			b.Fatal(err)
+		}
+		return body
 	}
 	checkMini := func(billno string, ans []byte) error {
 		body, err := pbSuccess(billno, ans)
@@ -334,6 +369,7 @@ func pbCases() []pbCase {
 			fn:        "sendmini",
 			floorPath: wxpay.PathSendMiniProgramHB,
 			payload:   mini,
+			floorBody: miniFloor,
 			check:     checkMini,
 		},
 		{
@@ -347,6 +383,17 @@ func pbCases() []pbCase {
 			},
 			payload: func(b *testing.B, _ int) ([]byte, string) {
 				return mustJSON(b, directRequest(b, "query", queried, nil)), queried
+			},
+			floorBody: func(b *testing.B, sim *simProcess, _ int) []byte {
+				var r wxpay.QueryRequest
+				if err := json.Unmarshal(mustJSON(b, directRequest(b, "query", queried, nil)), &r); err != nil {
+					b.Fatal(err)
+				}
+				body, err := sim.client.BuildQuery(&r)
+				if err != nil {
+					b.Fatal(err)
+				}
+				return body
 			},
 			check: func(billno string, ans []byte) error {
 				body, err := pbSuccess(billno, ans)
@@ -383,10 +430,13 @@ func pbCases() []pbCase {
 // floor-peak-rss-MB the floor's; warm-invocations and cold-runs, the
 // counts behind them.
 //
-// The floor posts the hello bootstrap's fixed, unsigned XML, which the
-// simulator refuses (PARAM_ERROR, HTTP 200) before any signature check or
-// ledger work: beside the function's own work, warm-x-floor also counts
-// the simulator's share of a real send or query. Both sides include the
+// The floor posts the very bytes the function would: a request signed with
+// the merchant's credentials (a fresh billno and user per sendmini
+// invocation, the queried billno for query), built before the invocation,
+// so that the simulator does the same work for both and warm-x-floor is
+// the function's own cost: reading the event, validating, signing,
+// reading WeChat's answer, the jsapi signature, the answer and its log
+// line. Both sides include the
 // Runtime API round trip (the stand-in runs in the benchmark's process)
 // and the wake-ups of three processes on the machine's cores.
 func BenchmarkProcessBoundary(b *testing.B) {
@@ -411,9 +461,14 @@ func BenchmarkProcessBoundary(b *testing.B) {
 				}
 				return payloads, billnos
 			}
-			floorPayloads := make([][]byte, pbWarmBatch)
-			for i := range floorPayloads {
-				floorPayloads[i] = []byte(`{"hello":"world"}`)
+			floorSeq := 0
+			floorBatch := func(n int) [][]byte {
+				payloads := make([][]byte, n)
+				for i := range payloads {
+					floorSeq++
+					payloads[i] = mustJSON(b, map[string]string{"body": string(c.floorBody(b, sim, floorSeq))})
+				}
+				return payloads
 			}
 			floorCheck := func(_ int, ans []byte) error { return pbCheckFloor(ans) }
 
@@ -425,14 +480,14 @@ func BenchmarkProcessBoundary(b *testing.B) {
 				return pbWarmBatchRun(b, fnProc, payloads, func(i int, ans []byte) error { return c.check(billnos[i], ans) }, into)
 			}
 			warmFloor := func(n int, into []time.Duration) []time.Duration {
-				return pbWarmBatchRun(b, floorProc, floorPayloads[:n], floorCheck, into)
+				return pbWarmBatchRun(b, floorProc, floorBatch(n), floorCheck, into)
 			}
 			coldFn := func() time.Duration {
 				payload, billno := next()
 				return pbFirstAnswer(b, bins[c.fn], fnEnv, payload, func(ans []byte) error { return c.check(billno, ans) })
 			}
 			coldFloor := func() time.Duration {
-				return pbFirstAnswer(b, hello, floorEnv, floorPayloads[0], pbCheckFloor)
+				return pbFirstAnswer(b, hello, floorEnv, floorBatch(1)[0], pbCheckFloor)
 			}
 
 			// Each long-lived process: its own cold start, then a few
