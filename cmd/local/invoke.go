@@ -36,10 +36,13 @@ func invokeFunction(ctx context.Context, h *handler.Handler, payload []byte) ([]
 }
 
 // invokeSamples invokes every function on each of its samples in
-// eventsDir/<function>/ and prints the answers. It fails if any answer is
-// not a success, so it doubles as a smoke test.
+// eventsDir/<function>/ and prints the answers, then repeats a send to show
+// the ledger (showLedger). It fails if any sample's answer is not a success,
+// or the repeats are not answered as the ledger should, so it doubles as a
+// smoke test.
 func invokeSamples(ctx context.Context, eventsDir, only string, handlers map[string]*handler.Handler, env *environment, out io.Writer) error {
 	var failed, total int
+	direct := make(map[string]directRun) // each function's successful direct invoke
 	for _, op := range functions {
 		if only != "" && op.Name() != only {
 			continue
@@ -71,13 +74,19 @@ func invokeSamples(ctx context.Context, eventsDir, only string, handlers map[str
 			if i == 0 || !ok {
 				fmt.Fprintf(out, "%s\n", indent(body, "      "))
 			}
+			if ok && filepath.Base(file) == "direct.json" {
+				direct[op.Name()] = directRun{file: file, payload: payload, answer: body}
+			}
 		}
 		fmt.Fprintln(out)
 	}
-	fmt.Fprintf(out, "%d invocations, %d not successful; the simulator recorded %d red packets (%d requests, %d TLS handshakes).\n",
+	repeats, unexpected := showLedger(ctx, handlers, direct, env, out)
+	total += repeats
+	failed += unexpected
+	fmt.Fprintf(out, "%d invocations, %d not as expected; the simulator recorded %d red packets (%d requests, %d TLS handshakes).\n",
 		total, failed, env.sim.TotalPayments(), env.sim.Requests(), env.sim.Handshakes())
 	if failed > 0 {
-		return fmt.Errorf("%d of %d invocations did not succeed", failed, total)
+		return fmt.Errorf("%d of %d invocations were not answered as expected", failed, total)
 	}
 	return nil
 }

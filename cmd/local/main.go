@@ -4,11 +4,15 @@
 //	go run ./cmd/local [run]   invoke every function on its events/ samples
 //	go run ./cmd/local serve   serve the API routes on http://127.0.0.1:3000
 //
-// Both modes start the simulator (pkg/wxpay/wxpaytest) and an in-process
-// Secrets Manager endpoint (internal/smtest) holding the merchant secret,
-// then build each function exactly as its bootstrap does
+// Both modes start the simulator (pkg/wxpay/wxpaytest), an in-process
+// Secrets Manager endpoint (internal/smtest) holding the merchant secret and
+// an in-memory ledger (ledger.NewMemory, one store shared by the four
+// functions), then build each function as its bootstrap does
 // (handler.FromEnv): settings from the environment, credentials through the
-// AWS SDK's GetSecretValue, the simulator trusted through SSL_CERT_FILE.
+// AWS SDK's GetSecretValue, the simulator trusted through SSL_CERT_FILE;
+// only the ledger is the memory one instead of the DynamoDB table
+// WXPAY_LEDGER_TABLE names. After the samples, run repeats one send to show
+// the ledger answering a repeat and refusing a conflicting one.
 package main
 
 import (
@@ -23,7 +27,9 @@ import (
 	"sync"
 	"syscall"
 
+	"github.com/redpacket-lambda/wxredpack/internal/credstore"
 	"github.com/redpacket-lambda/wxredpack/internal/handler"
+	"github.com/redpacket-lambda/wxredpack/internal/ledger"
 	"github.com/redpacket-lambda/wxredpack/internal/smtest"
 	"github.com/redpacket-lambda/wxredpack/pkg/wxpay/wxpaytest"
 )
@@ -68,9 +74,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer env.close()
-	handlers := make(map[string]*handler.Handler, len(functions))
-	for _, op := range functions {
-		handlers[op.Name()] = handler.FromEnv(ctx, op)
+	handlers, err := newHandlers(ctx, env.ledger)
+	if err != nil {
+		return err
 	}
 	if mode == "serve" {
 		return serve(ctx, *addr, handlers, env, stdout)
@@ -78,11 +84,35 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	return invokeSamples(ctx, *eventsDir, *only, handlers, env, stdout)
 }
 
+// newHandlers builds the four functions' handlers as handler.FromEnv does
+// (settings from the environment, credentials from the Secrets Manager
+// secret, JSON logs on stdout), all recording in store.
+func newHandlers(ctx context.Context, store ledger.Store) (map[string]*handler.Handler, error) {
+	handlers := make(map[string]*handler.Handler, len(functions))
+	for _, op := range functions {
+		logger := handler.NewLogger(os.Stdout, os.Getenv("AWS_LAMBDA_LOG_LEVEL"))
+		settings, err := handler.SettingsFromEnv(os.Getenv)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", op.Name(), err)
+		}
+		settings.Ledger = store
+		creds, err := credstore.FromEnv(ctx, settings.NewClient, logger)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", op.Name(), err)
+		}
+		handlers[op.Name()] = handler.New(op, creds, settings, logger)
+	}
+	return handlers, nil
+}
+
 // environment is the simulated world the functions run in.
 type environment struct {
 	sim *wxpaytest.Server
 	sm  *smtest.Server
-	dir string
+	// ledger is the functions' ledger, in memory: one store for the
+	// four functions of a run, as one table serves them when deployed.
+	ledger ledger.Store
+	dir    string
 }
 
 const localSecretID = "wxpay/local"
@@ -110,7 +140,7 @@ func startEnvironment(stdout io.Writer, verbose bool) (*environment, error) {
 		sim.Close()
 		return nil, fmt.Errorf("start the Secrets Manager endpoint: %w", err)
 	}
-	env := &environment{sim: sim, sm: sm}
+	env := &environment{sim: sim, sm: sm, ledger: ledger.NewMemory()}
 	sm.Put(localSecretID, string(sim.Merchant().SecretJSON()))
 	env.dir, err = os.MkdirTemp("", "wxredpack-local-")
 	if err != nil {
@@ -150,7 +180,8 @@ func startEnvironment(stdout io.Writer, verbose bool) (*environment, error) {
 		}
 	}
 	fmt.Fprintf(stdout, "WeChat Pay simulator  %s  (mch_id %s)\n", sim.URL, sim.Merchant().MchID)
-	fmt.Fprintf(stdout, "Secrets Manager       %s  (secret %s)\n\n", sm.URL(), localSecretID)
+	fmt.Fprintf(stdout, "Secrets Manager       %s  (secret %s)\n", sm.URL(), localSecretID)
+	fmt.Fprintf(stdout, "Ledger                in memory, shared by the four functions\n\n")
 	return env, nil
 }
 

@@ -27,7 +27,8 @@ var routes = []struct {
 
 // serve answers the API routes on addr, turning each HTTP request into the
 // API Gateway REST proxy event the function receives when deployed (what
-// sam local start-api does). IAM authorisation is not checked locally.
+// sam local start-api does). IAM authorisation is not checked locally. The
+// handlers share the run's memory ledger, so a repeated send is replayed.
 func serve(ctx context.Context, addr string, handlers map[string]*handler.Handler, env *environment, out io.Writer) error {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
@@ -40,6 +41,7 @@ func serve(ctx context.Context, addr string, handlers map[string]*handler.Handle
 	}
 	fmt.Fprintf(out, "\nTry:\n  curl -s http://%s/redpacks/mini -d @events/sendmini/direct.json\n", ln.Addr())
 	fmt.Fprintf(out, "  curl -s 'http://%s/redpacks/MINI20261123000007?appid=wx8888888888888888'\n", ln.Addr())
+	fmt.Fprintf(out, "The functions share an in-memory ledger: send the same body again and the answer is replayed from it.\n")
 	go func() {
 		<-ctx.Done()
 		shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
