@@ -301,11 +301,14 @@ func roomFor(ctx context.Context, d time.Duration) bool {
 	return !ok || time.Until(deadline) > d+time.Second
 }
 
+// now is the clock to the millisecond, as the ledger keeps times, so that
+// the records Send and Observe return are the stored ones.
 func (s *Sender) now() time.Time {
+	now := time.Now
 	if s.Now != nil {
-		return s.Now()
+		now = s.Now
 	}
-	return time.Now()
+	return now().UTC().Truncate(time.Millisecond)
 }
 
 func (s *Sender) sleep(ctx context.Context, d time.Duration) error {
