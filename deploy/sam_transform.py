@@ -30,6 +30,15 @@ FUNCTIONS = {
     "QueryFunction": ("GET", "/redpacks/{mch_billno}", False),
 }
 
+# The item actions each function makes on the ledger table, and no others.
+SEND_LEDGER = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"]
+LEDGER_ACTIONS = {
+    "SendGroupFunction": SEND_LEDGER,
+    "SendMiniFunction": SEND_LEDGER,
+    "SendFunction": SEND_LEDGER,
+    "QueryFunction": ["dynamodb:GetItem", "dynamodb:UpdateItem"],
+}
+
 
 class OfflinePolicyLoader(ManagedPolicyLoader):
     """A ManagedPolicyLoader that never calls IAM."""
@@ -56,6 +65,26 @@ def check(cfn, with_kms):
     for lid, r in res.items():
         by_type.setdefault(r["Type"], []).append(lid)
 
+    # The ledger: one table, kept (Retain, deletion protection), never
+    # expiring, and no delete or scan granted anywhere.
+    tables = by_type.get("AWS::DynamoDB::Table", [])
+    if len(tables) != 1:
+        fail(f"want one AWS::DynamoDB::Table (the ledger), got {tables}")
+    table = tables[0]
+    t = res[table]
+    if t.get("DeletionPolicy") != "Retain" or t.get("UpdateReplacePolicy") != "Retain":
+        fail(f"{table}: DeletionPolicy {t.get('DeletionPolicy')!r}, UpdateReplacePolicy {t.get('UpdateReplacePolicy')!r}")
+    tp = t["Properties"]
+    if tp.get("BillingMode") != "PAY_PER_REQUEST" or tp.get("DeletionProtectionEnabled") is not True:
+        fail(f"{table}: BillingMode {tp.get('BillingMode')!r}, DeletionProtectionEnabled {tp.get('DeletionProtectionEnabled')!r}")
+    if "TimeToLiveSpecification" in tp:
+        fail(f"{table}: TimeToLiveSpecification: ledger items never expire")
+    text = json.dumps(cfn)
+    for banned in ("dynamodb:*", "dynamodb:DeleteItem", "dynamodb:Scan", "dynamodb:BatchWriteItem"):
+        if f'"{banned}"' in text:
+            fail(f"{banned} granted in the transformed template")
+    ledger_resource = [{"Fn::GetAtt": [table, "Arn"]}, {"Fn::Sub": f"${{{table}.Arn}}/index/*"}]
+
     fns = by_type.get("AWS::Lambda::Function", [])
     if sorted(fns) != sorted(FUNCTIONS):
         fail(f"AWS::Lambda::Function resources {sorted(fns)}, want {sorted(FUNCTIONS)}")
@@ -71,6 +100,8 @@ def check(cfn, with_kms):
         env = p.get("Environment", {}).get("Variables", {})
         if env.get("WXPAY_SECRET_ID") != {"Ref": "WxpaySecretArn"}:
             fail(f"{name}: WXPAY_SECRET_ID {env.get('WXPAY_SECRET_ID')!r}")
+        if env.get("WXPAY_LEDGER_TABLE") != {"Ref": table}:
+            fail(f"{name}: WXPAY_LEDGER_TABLE {env.get('WXPAY_LEDGER_TABLE')!r}")
         if p.get("LoggingConfig", {}).get("LogFormat") != "JSON":
             fail(f"{name}: LoggingConfig {p.get('LoggingConfig')!r}")
 
@@ -81,6 +112,7 @@ def check(cfn, with_kms):
         role = res[role_id]["Properties"]
         if role.get("ManagedPolicyArns"):
             fail(f"{name}: managed policies {role['ManagedPolicyArns']!r}")
+        ledger_actions = []
         for pol in role.get("Policies", []):
             for st in statements(pol["PolicyDocument"]):
                 if "Fn::If" in st:
@@ -94,6 +126,13 @@ def check(cfn, with_kms):
                     fail(f"{name}: secret statement resource {resource!r}")
                 if st.get("Sid") == "DecryptWxpaySecret" and resource != {"Ref": "KmsKeyArn"}:
                     fail(f"{name}: kms statement resource {resource!r}")
+                if table in json.dumps(resource):
+                    if resource != ledger_resource:
+                        fail(f"{name}: ledger statement resource {resource!r}, want {ledger_resource!r}")
+                    actions = st.get("Action")
+                    ledger_actions += actions if isinstance(actions, list) else [actions]
+        if sorted(ledger_actions) != sorted(LEDGER_ACTIONS[name]):
+            fail(f"{name}: ledger actions {sorted(ledger_actions)}, want {sorted(LEDGER_ACTIONS[name])}")
         generated = [x for x in by_type.get("AWS::IAM::Role", []) if x.startswith(name)]
         if generated:
             fail(f"{name}: SAM generated roles {generated}")

@@ -23,13 +23,25 @@ var contract = []struct {
 	Dir    string // functions/<Dir>
 	Method string // API route
 	Path   string
-	Queue  bool // fed by an SQS queue of its own
+	Queue  bool     // fed by an SQS queue of its own
+	Ledger []string // the item actions it makes on the ledger table, exactly
 }{
-	{"SendGroupFunction", "sendgroup", "POST", "/redpacks/group", true},
-	{"SendMiniFunction", "sendmini", "POST", "/redpacks/mini", true},
-	{"SendFunction", "send", "POST", "/redpacks", true},
-	{"QueryFunction", "query", "GET", "/redpacks/{mch_billno}", false},
+	{"SendGroupFunction", "sendgroup", "POST", "/redpacks/group", true, sendLedgerActions},
+	{"SendMiniFunction", "sendmini", "POST", "/redpacks/mini", true, sendLedgerActions},
+	{"SendFunction", "send", "POST", "/redpacks", true, sendLedgerActions},
+	{"QueryFunction", "query", "GET", "/redpacks/{mch_billno}", false, []string{"dynamodb:GetItem", "dynamodb:UpdateItem"}},
 }
+
+// sendLedgerActions: a strongly consistent GetItem, the conditional
+// PutItem that records a billno and the conditional UpdateItems that take
+// its lease and settle its outcome.
+var sendLedgerActions = []string{"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"}
+
+// The ledger table's key (internal/ledger: HashKey, RangeKey).
+const (
+	ledgerHashKey  = "mch_id"
+	ledgerRangeKey = "mch_billno"
+)
 
 // apiGatewayTimeout is API Gateway's default integration timeout, in seconds.
 const apiGatewayTimeout = 29
@@ -55,6 +67,7 @@ var checks = []check{
 	{"queues and dead-letter queue", checkQueues},
 	{"runtime configuration", checkRuntimeConfig},
 	{"outputs", checkOutputs},
+	{"ledger table", checkLedgerTable},
 	{"env/local.json", checkLocalEnv},
 }
 
@@ -223,6 +236,41 @@ Properties: {RestApiId: !Ref RedpackApi, Path: /redpacks, Method: get}`)
 			props(in, "SendRole")["AssumeRolePolicyDocument"] = snippet(t, `
 Statement: [{Effect: Allow, Principal: {Service: ec2.amazonaws.com}, Action: sts:AssumeRole}]`)
 		}},
+		{"least-privilege roles", "ledger DeleteItem", func(t *testing.T, in *input) {
+			st := statement(in, "SendRole", "UseLedger")
+			st["Action"] = append(st["Action"].([]any), "dynamodb:DeleteItem")
+		}},
+		{"least-privilege roles", "ledger Scan", func(t *testing.T, in *input) {
+			st := statement(in, "QueryRole", "UseLedger")
+			st["Action"] = append(st["Action"].([]any), "dynamodb:Scan")
+		}},
+		{"least-privilege roles", "ledger dynamodb:*", func(t *testing.T, in *input) {
+			statement(in, "SendGroupRole", "UseLedger")["Action"] = "dynamodb:*"
+		}},
+		{"least-privilege roles", "query function may PutItem", func(t *testing.T, in *input) {
+			statement(in, "QueryRole", "UseLedger")["Action"] = []any{"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"}
+		}},
+		{"least-privilege roles", "send function lacks UpdateItem", func(t *testing.T, in *input) {
+			statement(in, "SendMiniRole", "UseLedger")["Action"] = []any{"dynamodb:GetItem", "dynamodb:PutItem"}
+		}},
+		{"least-privilege roles", "ledger statement removed", func(t *testing.T, in *input) {
+			pols := props(in, "QueryRole")["Policies"].([]any)
+			props(in, "QueryRole")["Policies"] = slices.DeleteFunc(pols, func(p any) bool {
+				return p.(map[string]any)["PolicyName"] == "use-ledger"
+			})
+		}},
+		{"least-privilege roles", "ledger actions on every table", func(t *testing.T, in *input) {
+			statement(in, "SendRole", "UseLedger")["Resource"] = snippet(t,
+				`!Sub 'arn:${AWS::Partition}:dynamodb:${AWS::Region}:${AWS::AccountId}:table/*'`)
+		}},
+		{"least-privilege roles", "ledger index wildcard without the table", func(t *testing.T, in *input) {
+			statement(in, "SendRole", "UseLedger")["Resource"] = snippet(t, `
+- !Sub '${LedgerTable.Arn}/index/*'
+- !Sub '${LedgerTable.Arn}*'`)
+		}},
+		{"least-privilege roles", "ledger table without its indexes", func(t *testing.T, in *input) {
+			statement(in, "SendRole", "UseLedger")["Resource"] = snippet(t, `!GetAtt LedgerTable.Arn`)
+		}},
 
 		// queues
 		{"queues and dead-letter queue", "no redrive", func(t *testing.T, in *input) {
@@ -286,6 +334,18 @@ Properties: {Queue: !GetAtt SendQueue.Arn, BatchSize: 10, FunctionResponseTypes:
 		{"runtime configuration", "reserved concurrency unconditional", func(t *testing.T, in *input) {
 			globalsFn(in)["ReservedConcurrentExecutions"] = 0
 		}},
+		{"runtime configuration", "ledger table not set", func(t *testing.T, in *input) {
+			delete(globalEnv(in), "WXPAY_LEDGER_TABLE")
+		}},
+		{"runtime configuration", "ledger table hard-coded", func(t *testing.T, in *input) {
+			globalEnv(in)["WXPAY_LEDGER_TABLE"] = "wxpay-ledger"
+		}},
+		{"runtime configuration", "function overrides the ledger table", func(t *testing.T, in *input) {
+			getMap(getMap(props(in, "QueryFunction"), "Environment"), "Variables")["WXPAY_LEDGER_TABLE"] = "other-ledger"
+		}},
+		{"runtime configuration", "local DynamoDB endpoint deployed", func(t *testing.T, in *input) {
+			globalEnv(in)["AWS_ENDPOINT_URL_DYNAMODB"] = "http://localhost:8000"
+		}},
 
 		// outputs
 		{"outputs", "ApiUrl missing", func(t *testing.T, in *input) {
@@ -298,6 +358,70 @@ Properties: {Queue: !GetAtt SendQueue.Arn, BatchSize: 10, FunctionResponseTypes:
 		{"outputs", "dead-letter queue URL missing", func(t *testing.T, in *input) {
 			delete(getMap(in.tpl, "Outputs"), "DeadLetterQueueUrl")
 		}},
+		{"outputs", "ledger table name missing", func(t *testing.T, in *input) {
+			delete(getMap(in.tpl, "Outputs"), "LedgerTableName")
+		}},
+
+		// ledger table
+		{"ledger table", "table missing", func(t *testing.T, in *input) {
+			delete(resources(in), "LedgerTable")
+		}},
+		{"ledger table", "second table", func(t *testing.T, in *input) {
+			resources(in)["OtherTable"] = resource(in, "LedgerTable")
+		}},
+		{"ledger table", "provisioned capacity", func(t *testing.T, in *input) {
+			props(in, "LedgerTable")["BillingMode"] = "PROVISIONED"
+		}},
+		{"ledger table", "point-in-time recovery off", func(t *testing.T, in *input) {
+			getMap(props(in, "LedgerTable"), "PointInTimeRecoverySpecification")["PointInTimeRecoveryEnabled"] = false
+		}},
+		{"ledger table", "point-in-time recovery missing", func(t *testing.T, in *input) {
+			delete(props(in, "LedgerTable"), "PointInTimeRecoverySpecification")
+		}},
+		{"ledger table", "encryption with the AWS owned key", func(t *testing.T, in *input) {
+			props(in, "LedgerTable")["SSESpecification"] = map[string]any{"SSEEnabled": false}
+		}},
+		{"ledger table", "customer-managed key the roles cannot use", func(t *testing.T, in *input) {
+			getMap(props(in, "LedgerTable"), "SSESpecification")["KMSMasterKeyId"] = snippet(t, `!Ref KmsKeyArn`)
+		}},
+		{"ledger table", "deleted with the stack", func(t *testing.T, in *input) {
+			resource(in, "LedgerTable")["DeletionPolicy"] = "Delete"
+		}},
+		{"ledger table", "dropped on replacement", func(t *testing.T, in *input) {
+			delete(resource(in, "LedgerTable"), "UpdateReplacePolicy")
+		}},
+		{"ledger table", "deletion protection off", func(t *testing.T, in *input) {
+			props(in, "LedgerTable")["DeletionProtectionEnabled"] = false
+		}},
+		{"ledger table", "items expire", func(t *testing.T, in *input) {
+			props(in, "LedgerTable")["TimeToLiveSpecification"] = snippet(t, `{AttributeName: expires_at, Enabled: true}`)
+		}},
+		{"ledger table", "keys swapped", func(t *testing.T, in *input) {
+			props(in, "LedgerTable")["KeySchema"] = snippet(t, `
+- {AttributeName: mch_billno, KeyType: HASH}
+- {AttributeName: mch_id, KeyType: RANGE}`)
+		}},
+		{"ledger table", "no sort key", func(t *testing.T, in *input) {
+			props(in, "LedgerTable")["KeySchema"] = snippet(t, `[{AttributeName: mch_id, KeyType: HASH}]`)
+		}},
+		{"ledger table", "numeric key", func(t *testing.T, in *input) {
+			props(in, "LedgerTable")["AttributeDefinitions"] = snippet(t, `
+- {AttributeName: mch_id, AttributeType: N}
+- {AttributeName: mch_billno, AttributeType: S}`)
+		}},
+		{"ledger table", "SAM CRUD policy template on a function", func(t *testing.T, in *input) {
+			props(in, "SendFunction")["Policies"] = snippet(t, `[{DynamoDBCrudPolicy: {TableName: !Ref LedgerTable}}]`)
+		}},
+		{"ledger table", "DeleteItem granted by another role", func(t *testing.T, in *input) {
+			resources(in)["OperatorRole"] = snippet(t, `
+Type: AWS::IAM::Role
+Properties:
+  AssumeRolePolicyDocument: {Statement: [{Effect: Allow, Principal: {AWS: !Ref AWS::AccountId}, Action: sts:AssumeRole}]}
+  Policies:
+    - PolicyName: tidy
+      PolicyDocument:
+        Statement: [{Effect: Allow, Action: dynamodb:DeleteItem, Resource: !GetAtt LedgerTable.Arn}]`)
+		}},
 
 		// env/local.json
 		{"env/local.json", "variable the template does not declare", func(t *testing.T, in *input) {
@@ -308,6 +432,15 @@ Properties: {Queue: !GetAtt SendQueue.Arn, BatchSize: 10, FunctionResponseTypes:
 		}},
 		{"env/local.json", "function without overrides", func(t *testing.T, in *input) {
 			delete(in.localEnv, "QueryFunction")
+		}},
+		{"env/local.json", "no ledger table", func(t *testing.T, in *input) {
+			delete(getMap(in.localEnv, "QueryFunction"), "WXPAY_LEDGER_TABLE")
+		}},
+		{"env/local.json", "no local DynamoDB endpoint", func(t *testing.T, in *input) {
+			delete(getMap(in.localEnv, "SendMiniFunction"), "AWS_ENDPOINT_URL_DYNAMODB")
+		}},
+		{"env/local.json", "functions on different ledger tables", func(t *testing.T, in *input) {
+			getMap(in.localEnv, "SendFunction")["WXPAY_LEDGER_TABLE"] = "another-ledger"
 		}},
 	}
 	byName := map[string]func(*input) error{}
@@ -925,6 +1058,7 @@ func roleStatements(roleProps map[string]any) []roleStmt {
 
 func checkRoles(in *input) error {
 	var e errs
+	table, _ := ledgerTable(in)
 	conds := getMap(in.tpl, "Conditions")
 	kmsCond := func(c string) bool {
 		return c != "" && slices.Contains(refsIn(conds[c]), "KmsKeyArn")
@@ -962,6 +1096,7 @@ func checkRoles(in *input) error {
 			}
 		}
 		hasSecret := false
+		var ledgerActions []string
 		for _, st := range roleStatements(rp) {
 			b := st.body
 			for _, k := range []string{"NotAction", "NotResource", "NotPrincipal"} {
@@ -972,7 +1107,15 @@ func checkRoles(in *input) error {
 			if b["Effect"] != "Allow" {
 				e.add("%s: statement effect %v: %v", roleID, b["Effect"], b)
 			}
-			for _, s := range append(stringsIn(b["Resource"]), stringsIn(b["Action"])...) {
+			res := b["Resource"]
+			// The ledger's index ARN (${Table.Arn}/index/*) is the one
+			// wildcard allowed, and only in the ledger statement's resource.
+			onLedger := table != "" && isLedgerResource(res, table)
+			checked := stringsIn(b["Action"])
+			if !onLedger {
+				checked = append(checked, stringsIn(res)...)
+			}
+			for _, s := range checked {
 				if strings.Contains(s, "*") {
 					e.add("%s: wildcard %q in %v", roleID, s, b)
 				}
@@ -987,9 +1130,11 @@ func checkRoles(in *input) error {
 					actions = append(actions, s)
 				}
 			}
-			res := b["Resource"]
 			var allowed []string
 			switch {
+			case onLedger:
+				allowed = f.Ledger
+				ledgerActions = append(ledgerActions, actions...)
 			case isRef(res, "WxpaySecretArn"):
 				allowed = []string{"secretsmanager:GetSecretValue"}
 				hasSecret = true
@@ -1004,7 +1149,7 @@ func checkRoles(in *input) error {
 				} else if ok && r == queue && queue != "" {
 					allowed = []string{"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility", "sqs:GetQueueAttributes"}
 				} else {
-					e.add("%s: resource %v is not the secret, its KMS key, %s's log group or %s's queue", roleID, res, f.ID, f.ID)
+					e.add("%s: resource %v is not the secret, its KMS key, %s's log group, %s's queue or exactly [!GetAtt %s.Arn, !Sub '${%s.Arn}/index/*']", roleID, res, f.ID, f.ID, table, table)
 					continue
 				}
 			}
@@ -1019,6 +1164,14 @@ func checkRoles(in *input) error {
 		}
 		if !hasSecret {
 			e.add("%s: no secretsmanager:GetSecretValue on !Ref WxpaySecretArn", roleID)
+		}
+		// Exactly the function's item actions: none missing (the function
+		// would answer LEDGER_UNAVAILABLE) and none more.
+		got, want := slices.Clone(ledgerActions), slices.Clone(f.Ledger)
+		slices.Sort(got)
+		slices.Sort(want)
+		if got = slices.Compact(got); !slices.Equal(got, want) {
+			e.add("%s: ledger actions %v, want exactly %v on the ledger table", roleID, got, want)
 		}
 	}
 	if d := getMap(getMap(in.tpl, "Parameters"), "KmsKeyArn")["Default"]; d != "" {
@@ -1154,7 +1307,10 @@ func checkRuntimeConfig(in *input) error {
 			}
 		}
 		// Declared for sam local --env-vars only; never deployed.
-		for _, k := range []string{"AWS_ENDPOINT_URL_SECRETS_MANAGER", "SSL_CERT_FILE"} {
+		if table, err := ledgerTable(in); err != nil || !isRef(env["WXPAY_LEDGER_TABLE"], table) {
+			e.add("%s: WXPAY_LEDGER_TABLE %v, want !Ref <the ledger table>", f.ID, env["WXPAY_LEDGER_TABLE"])
+		}
+		for _, k := range []string{"AWS_ENDPOINT_URL_SECRETS_MANAGER", "AWS_ENDPOINT_URL_DYNAMODB", "SSL_CERT_FILE"} {
 			if v, ok := env[k]; ok && !isNoValue(v) {
 				e.add("%s: %s is %v; it may only be declared as !Ref AWS::NoValue", f.ID, k, v)
 			}
@@ -1182,6 +1338,11 @@ func checkOutputs(in *input) error {
 		}
 	}
 	wantRefs := map[string]string{}
+	if table, err := ledgerTable(in); err == nil {
+		wantRefs["LedgerTableName"] = table
+	} else {
+		e.add("%v", err)
+	}
 	for _, f := range contract {
 		wantRefs[f.ID+"Name"] = f.ID
 		if f.Queue {
@@ -1213,6 +1374,7 @@ var samCLIVars = []string{"AWS_REGION", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_
 func checkLocalEnv(in *input) error {
 	var e errs
 	known := map[string]bool{}
+	tables := map[string][]string{}
 	for _, f := range contract {
 		known[f.ID] = true
 		vars, ok := in.localEnv[f.ID].(map[string]any)
@@ -1229,15 +1391,173 @@ func checkLocalEnv(in *input) error {
 				e.add("env/local.json: %s.%s is not declared in the template, so sam local ignores it", f.ID, k)
 			}
 		}
-		for _, k := range []string{"WXPAY_SECRET_ID", "WXPAY_BASE_URL", "AWS_ENDPOINT_URL_SECRETS_MANAGER", "SSL_CERT_FILE"} {
+		for _, k := range []string{"WXPAY_SECRET_ID", "WXPAY_BASE_URL", "AWS_ENDPOINT_URL_SECRETS_MANAGER", "SSL_CERT_FILE", "WXPAY_LEDGER_TABLE", "AWS_ENDPOINT_URL_DYNAMODB"} {
 			if s, _ := vars[k].(string); s == "" {
-				e.add("env/local.json: %s.%s must be set for the local simulator", f.ID, k)
+				e.add("env/local.json: %s.%s must be set for sam local (the simulator and the local DynamoDB)", f.ID, k)
 			}
 		}
+		if s, _ := vars["WXPAY_LEDGER_TABLE"].(string); s != "" {
+			tables[s] = append(tables[s], f.ID)
+		}
+	}
+	// One ledger: a replay or a query must see what any function recorded.
+	if len(tables) > 1 {
+		e.add("env/local.json: the functions name different ledger tables %v", tables)
 	}
 	for k := range in.localEnv {
 		if !known[k] && k != "Parameters" {
 			e.add("env/local.json: %s is not a function of the template", k)
+		}
+	}
+	return e.err()
+}
+
+// ledgerTable is the template's one AWS::DynamoDB::Table, the ledger.
+func ledgerTable(in *input) (string, error) {
+	ids := in.ofType("AWS::DynamoDB::Table")
+	if len(ids) != 1 {
+		return "", fmt.Errorf("want exactly one AWS::DynamoDB::Table (the ledger), got %v", ids)
+	}
+	return ids[0], nil
+}
+
+// isLedgerResource reports whether res is exactly the table and its
+// indexes: [!GetAtt <table>.Arn, !Sub '${<table>.Arn}/index/*'], in either
+// order. The ARNs come from the table, so they carry its partition.
+func isLedgerResource(res any, table string) bool {
+	l, ok := res.([]any)
+	if !ok || len(l) != 2 {
+		return false
+	}
+	arn, index := 0, 0
+	for _, r := range l {
+		if t, ok := getAtt(r, "Arn"); ok && t == table {
+			arn++
+		}
+		if m, ok := r.(map[string]any); ok && len(m) == 1 && m["Fn::Sub"] == "${"+table+".Arn}/index/*" {
+			index++
+		}
+	}
+	return arn == 1 && index == 1
+}
+
+// isTrue reports whether a CloudFormation boolean is true (YAML true, or
+// the string "true", which CloudFormation also accepts).
+func isTrue(v any) bool { return v == true || v == "true" }
+
+// bannedLedgerGrant reports whether s grants what no function may do to
+// the ledger: delete, scan or batch-write items, any dynamodb wildcard, or
+// a managed policy or SAM policy template that includes DeleteItem.
+func bannedLedgerGrant(s string) bool {
+	l := strings.ToLower(s)
+	if strings.HasPrefix(l, "dynamodb:") {
+		if strings.ContainsAny(l, "*?") {
+			return true
+		}
+		switch strings.TrimPrefix(l, "dynamodb:") {
+		case "deleteitem", "scan", "batchwriteitem", "partiqldelete", "deletetable":
+			return true
+		}
+	}
+	return strings.Contains(l, "dynamodbcrudpolicy") || strings.Contains(l, "amazondynamodbfullaccess")
+}
+
+// keysAndStringsIn lists every mapping key and string scalar inside v
+// (SAM policy templates such as DynamoDBCrudPolicy are keys).
+func keysAndStringsIn(v any) []string {
+	var out []string
+	var walk func(any)
+	walk = func(v any) {
+		switch x := v.(type) {
+		case string:
+			out = append(out, x)
+		case map[string]any:
+			for k, c := range x {
+				out = append(out, k)
+				walk(c)
+			}
+		case []any:
+			for _, c := range x {
+				walk(c)
+			}
+		}
+	}
+	walk(v)
+	return out
+}
+
+// checkLedgerTable: one DynamoDB table, keyed HASH mch_id, RANGE mch_billno
+// (strings), on-demand, with point-in-time recovery, encryption under the
+// AWS managed key, deletion protection, kept when the stack is deleted or
+// the table replaced, and no TTL: ledger items are never deleted and never
+// expire. Nothing in the template may grant deleting or scanning items.
+func checkLedgerTable(in *input) error {
+	var e errs
+	for _, s := range keysAndStringsIn([]any{resources(in), getMap(in.tpl, "Globals")}) {
+		if bannedLedgerGrant(s) {
+			e.add("%q in the template: no function deletes, scans or batch-writes ledger items", s)
+		}
+	}
+	if ids := in.ofType("AWS::Serverless::SimpleTable"); len(ids) > 0 {
+		e.add("AWS::Serverless::SimpleTable %v: the ledger is an AWS::DynamoDB::Table", ids)
+	}
+	table, err := ledgerTable(in)
+	if err != nil {
+		e.add("%v", err)
+		return e.err()
+	}
+	r := resource(in, table)
+	for _, k := range []string{"DeletionPolicy", "UpdateReplacePolicy"} {
+		if r[k] != "Retain" {
+			e.add("%s: %s is %v, want Retain (the ledger is the record of payments)", table, k, r[k])
+		}
+	}
+	p := props(in, table)
+	if p["BillingMode"] != "PAY_PER_REQUEST" {
+		e.add("%s: BillingMode %v, want PAY_PER_REQUEST (on-demand)", table, p["BillingMode"])
+	}
+	if v, ok := p["ProvisionedThroughput"]; ok {
+		e.add("%s: ProvisionedThroughput %v on an on-demand table", table, v)
+	}
+	if v := getMap(p, "PointInTimeRecoverySpecification")["PointInTimeRecoveryEnabled"]; !isTrue(v) {
+		e.add("%s: PointInTimeRecoverySpecification.PointInTimeRecoveryEnabled %v, want true", table, v)
+	}
+	sse := getMap(p, "SSESpecification")
+	if !isTrue(sse["SSEEnabled"]) {
+		e.add("%s: SSESpecification.SSEEnabled %v, want true (KMS encryption)", table, sse["SSEEnabled"])
+	}
+	if t, ok := sse["SSEType"]; ok && t != "KMS" {
+		e.add("%s: SSESpecification.SSEType %v, want KMS", table, t)
+	}
+	if k, ok := sse["KMSMasterKeyId"]; ok {
+		e.add("%s: SSESpecification.KMSMasterKeyId %v: the ledger uses the AWS managed key aws/dynamodb (the roles grant no KMS key for it)", table, k)
+	}
+	if v := p["DeletionProtectionEnabled"]; !isTrue(v) {
+		e.add("%s: DeletionProtectionEnabled %v, want true", table, v)
+	}
+	if v, ok := p["TimeToLiveSpecification"]; ok {
+		e.add("%s: TimeToLiveSpecification %v: ledger items never expire", table, v)
+	}
+	wantKeys := []any{
+		map[string]any{"AttributeName": ledgerHashKey, "KeyType": "HASH"},
+		map[string]any{"AttributeName": ledgerRangeKey, "KeyType": "RANGE"},
+	}
+	if !reflect.DeepEqual(p["KeySchema"], wantKeys) {
+		e.add("%s: KeySchema %v, want HASH %s, RANGE %s", table, p["KeySchema"], ledgerHashKey, ledgerRangeKey)
+	}
+	types := map[string]any{}
+	defs, _ := p["AttributeDefinitions"].([]any)
+	for _, d := range defs {
+		dm, _ := d.(map[string]any)
+		name, _ := dm["AttributeName"].(string)
+		if _, dup := types[name]; dup {
+			e.add("%s: attribute %s defined twice", table, name)
+		}
+		types[name] = dm["AttributeType"]
+	}
+	for _, k := range []string{ledgerHashKey, ledgerRangeKey} {
+		if types[k] != "S" {
+			e.add("%s: attribute %s has type %v, want S", table, k, types[k])
 		}
 	}
 	return e.err()
