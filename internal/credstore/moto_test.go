@@ -1,78 +1,17 @@
-//go:build unix
-
 package credstore
 
 import (
-	"bytes"
 	"context"
-	"net"
-	"net/http"
-	"os"
-	"os/exec"
-	"strconv"
-	"syscall"
 	"testing"
-	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+
+	"github.com/redpacket-lambda/wxredpack/internal/mototest"
 )
 
-// startMoto starts moto_server on a free loopback port and returns its
-// URL. Without moto_server on PATH the test is skipped, unless CI=true:
-// then it fails, so that CI cannot pass without having run it.
-func startMoto(t *testing.T) string {
-	t.Helper()
-	bin, err := exec.LookPath("moto_server")
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("moto_server is not on PATH (CI=true: not skipping): %v", err)
-		}
-		t.Skipf("moto_server is not on PATH: %v", err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := ln.Addr().(*net.TCPAddr).Port
-	ln.Close()
-
-	var out bytes.Buffer
-	cmd := exec.Command(bin, "-H", "127.0.0.1", "-p", strconv.Itoa(port))
-	cmd.Stdout, cmd.Stderr = &out, &out
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // its own group, to end it with any children
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start moto_server: %v", err)
-	}
-	exited := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(exited) }()
-	t.Cleanup(func() {
-		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-		<-exited
-	})
-
-	url := "http://127.0.0.1:" + strconv.Itoa(port)
-	client := &http.Client{Timeout: time.Second}
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		resp, err := client.Get(url + "/moto-api/")
-		if err == nil {
-			resp.Body.Close()
-			return url
-		}
-		select {
-		case <-exited:
-			t.Fatalf("moto_server exited early: %s", out.String())
-		case <-time.After(100 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("moto_server did not answer within 30 s: %v\n%s", err, out.String())
-		}
-	}
-}
-
 func TestMotoServer(t *testing.T) {
-	url := startMoto(t)
+	url := mototest.Start(t)
 	ctx := context.Background()
 	m1 := newMerchant(t, testMchID, certOpts{})
 	m2 := newMerchant(t, testMchID, certOpts{rsa: true})
