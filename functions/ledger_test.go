@@ -18,7 +18,7 @@ import (
 
 // ledgerTable creates a ledger table in moto_server's DynamoDB and returns
 // the bootstraps' environment for it and a store reading it.
-func ledgerTable(t *testing.T, name string) ([]string, ledger.Store) {
+func ledgerTable(t testing.TB, name string) ([]string, ledger.Store) {
 	t.Helper()
 	url := mototest.Start(t)
 	client := dynamodb.New(dynamodb.Options{

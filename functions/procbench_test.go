@@ -297,7 +297,10 @@ func pbCheckFloor(ans []byte) error {
 // pbCase is what BenchmarkProcessBoundary needs of one function: its
 // payloads, how to check an answer, and the floor's path.
 type pbCase struct {
-	fn        string
+	name string // the sub-benchmark; fn when empty
+	fn   string
+	// ledger runs the function with its ledger in moto_server's DynamoDB.
+	ledger    bool
 	floorPath string
 	// setup runs once the simulator runs (query: seed a record).
 	setup func(b *testing.B, sim *simProcess, bins map[string]string)
@@ -373,6 +376,15 @@ func pbCases() []pbCase {
 			check:     checkMini,
 		},
 		{
+			name:      "sendmini+ledger",
+			fn:        "sendmini",
+			ledger:    true,
+			floorPath: wxpay.PathSendMiniProgramHB,
+			payload:   mini,
+			floorBody: miniFloor,
+			check:     checkMini,
+		},
+		{
 			fn:        "query",
 			floorPath: wxpay.PathGetHBInfo,
 			setup: func(b *testing.B, sim *simProcess, bins map[string]string) {
@@ -436,15 +448,26 @@ func pbCases() []pbCase {
 // so that the simulator does the same work for both and warm-x-floor is
 // the function's own cost: reading the event, validating, signing,
 // reading WeChat's answer, the jsapi signature, the answer and its log
-// line. Both sides include the
-// Runtime API round trip (the stand-in runs in the benchmark's process)
-// and the wake-ups of three processes on the machine's cores.
+// line. Both sides include the Runtime API round trip (the stand-in runs
+// in the benchmark's process) and the wake-ups of three processes on the
+// machine's cores.
+//
+// sendmini+ledger is sendmini with its ledger in moto_server's DynamoDB:
+// a read, a conditional create and a conditional update per invocation,
+// each a round trip to moto (a Python server, far slower than DynamoDB's
+// few milliseconds would be on a real network, but on loopback), so its
+// figures show the ledger's cost as this machine measures it, not a
+// target.
 func BenchmarkProcessBoundary(b *testing.B) {
 	bins := bootstraps(b)
 	hello := helloBootstrap(b)
 	wxpaysimBinary(b)
 	for _, c := range pbCases() {
-		b.Run(c.fn, func(b *testing.B) {
+		name := c.name
+		if name == "" {
+			name = c.fn
+		}
+		b.Run(name, func(b *testing.B) {
 			sim := startSimProcess(b)
 			if c.setup != nil {
 				c.setup(b, sim, bins)
@@ -473,6 +496,10 @@ func BenchmarkProcessBoundary(b *testing.B) {
 			floorCheck := func(_ int, ans []byte) error { return pbCheckFloor(ans) }
 
 			fnEnv, floorEnv := sim.fnEnv(), sim.floorEnv(c.floorPath)
+			if c.ledger {
+				env, _ := ledgerTable(b, "ledger-bench")
+				fnEnv = append(fnEnv, env...)
+			}
 			fnProc := startProc(b, c.fn, bins[c.fn], fnEnv)
 			floorProc := startProc(b, "hello", hello, floorEnv)
 			warmFn := func(n int, into []time.Duration) []time.Duration {
