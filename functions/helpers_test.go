@@ -71,11 +71,35 @@ var builds struct {
 	err  error
 }
 
-var helloBuild struct {
+// oneBuild is a command built at most once per test binary.
+type oneBuild struct {
 	once sync.Once
 	path string
 	err  error
 }
+
+// get builds pkg (the first time) into the bootstraps' temporary
+// directory, as runtimeapi.Build builds for Lambda, and returns its path.
+func (b *oneBuild) get(tb testing.TB, pkg string) string {
+	tb.Helper()
+	skipShort(tb)
+	b.once.Do(func() {
+		dir, err := buildDir()
+		if err != nil {
+			b.err = err
+			return
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+		defer cancel()
+		b.path, b.err = runtimeapi.Build(ctx, moduleRoot, pkg, dir)
+	})
+	if b.err != nil {
+		tb.Fatal(b.err)
+	}
+	return b.path
+}
+
+var helloBuild, simBuild oneBuild
 
 // skipShort skips end-to-end tests and benchmarks under -short: they
 // build and run real binaries.
@@ -133,21 +157,7 @@ func bootstraps(tb testing.TB) map[string]string {
 // the same way.
 func helloBootstrap(tb testing.TB) string {
 	tb.Helper()
-	skipShort(tb)
-	helloBuild.once.Do(func() {
-		dir, err := buildDir()
-		if err != nil {
-			helloBuild.err = err
-			return
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
-		defer cancel()
-		helloBuild.path, helloBuild.err = runtimeapi.Build(ctx, moduleRoot, "./internal/hellobootstrap", dir)
-	})
-	if helloBuild.err != nil {
-		tb.Fatal(helloBuild.err)
-	}
-	return helloBuild.path
+	return helloBuild.get(tb, "./internal/hellobootstrap")
 }
 
 // stack is what a function talks to: the WeChat Pay simulator and the

@@ -44,31 +44,11 @@ const (
 	pbSecretID = "wxpay/procbench"
 )
 
-var simBuild struct {
-	once sync.Once
-	path string
-	err  error
-}
-
 // wxpaysimBinary builds cmd/wxpaysim once per test binary, into the
 // bootstraps' temporary directory.
 func wxpaysimBinary(tb testing.TB) string {
 	tb.Helper()
-	skipShort(tb)
-	simBuild.once.Do(func() {
-		dir, err := buildDir()
-		if err != nil {
-			simBuild.err = err
-			return
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
-		defer cancel()
-		simBuild.path, simBuild.err = runtimeapi.Build(ctx, moduleRoot, "./cmd/wxpaysim", dir)
-	})
-	if simBuild.err != nil {
-		tb.Fatal(simBuild.err)
-	}
-	return simBuild.path
+	return simBuild.get(tb, "./cmd/wxpaysim")
 }
 
 // pbOutput collects a process's output, safe to read while it writes.

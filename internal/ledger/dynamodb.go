@@ -134,20 +134,8 @@ func (d *DynamoDB) Acquire(ctx context.Context, k Key, l Lease) (*Item, error) {
 		// Not sooner after the last send than WeChat allows between tries.
 		expression.Name(attrLastTried).LessThanEqual(expression.Value(formatTime(now.Add(-MinRetryGap)))),
 	)
-	expr, err := expression.NewBuilder().WithCondition(cond).WithUpdate(upd).Build()
+	out, err := d.update(ctx, "acquire", k, cond, upd, types.ReturnValueAllNew)
 	if err != nil {
-		return nil, fmt.Errorf("ledger: acquire %s: %w", k, err)
-	}
-	out, err := d.client.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-		TableName:                 aws.String(d.table),
-		Key:                       key(k),
-		ConditionExpression:       expr.Condition(),
-		UpdateExpression:          expr.Update(),
-		ExpressionAttributeNames:  expr.Names(),
-		ExpressionAttributeValues: expr.Values(),
-		ReturnValues:              types.ReturnValueAllNew,
-	})
-	if err := writeError("acquire", k, err, ErrPrecondition); err != nil {
 		return nil, err
 	}
 	it, err := decode(out.Attributes)
@@ -179,19 +167,8 @@ func (d *DynamoDB) Settle(ctx context.Context, k Key, s Settlement) error {
 	// Only the lease's holder stores its outcome, once: not a send whose
 	// lease another took since, nor a Settle repeated.
 	cond := expression.Name(attrLeaseOwner).Equal(expression.Value(s.Owner))
-	expr, err := expression.NewBuilder().WithCondition(cond).WithUpdate(upd).Build()
-	if err != nil {
-		return fmt.Errorf("ledger: settle %s: %w", k, err)
-	}
-	_, err = d.client.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-		TableName:                 aws.String(d.table),
-		Key:                       key(k),
-		ConditionExpression:       expr.Condition(),
-		UpdateExpression:          expr.Update(),
-		ExpressionAttributeNames:  expr.Names(),
-		ExpressionAttributeValues: expr.Values(),
-	})
-	return writeError("settle", k, err, ErrPrecondition)
+	_, err := d.update(ctx, "settle", k, cond, upd, "")
+	return err
 }
 
 // Observe implements Store.
@@ -218,19 +195,30 @@ func (d *DynamoDB) Observe(ctx context.Context, k Key, o Observation) error {
 			leaseFreeCond(now),
 		)
 	}
+	_, err := d.update(ctx, "observe", k, cond, upd, "")
+	return err
+}
+
+// update makes one UpdateItem of k: upd, only if cond holds (else
+// ErrPrecondition).
+func (d *DynamoDB) update(ctx context.Context, op string, k Key, cond expression.ConditionBuilder, upd expression.UpdateBuilder, ret types.ReturnValue) (*dynamodb.UpdateItemOutput, error) {
 	expr, err := expression.NewBuilder().WithCondition(cond).WithUpdate(upd).Build()
 	if err != nil {
-		return fmt.Errorf("ledger: observe %s: %w", k, err)
+		return nil, fmt.Errorf("ledger: %s %s: %w", op, k, err)
 	}
-	_, err = d.client.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+	out, err := d.client.UpdateItem(ctx, &dynamodb.UpdateItemInput{
 		TableName:                 aws.String(d.table),
 		Key:                       key(k),
 		ConditionExpression:       expr.Condition(),
 		UpdateExpression:          expr.Update(),
 		ExpressionAttributeNames:  expr.Names(),
 		ExpressionAttributeValues: expr.Values(),
+		ReturnValues:              ret,
 	})
-	return writeError("observe", k, err, ErrPrecondition)
+	if err := writeError(op, k, err, ErrPrecondition); err != nil {
+		return nil, err
+	}
+	return out, nil
 }
 
 // leaseFreeCond is the condition that no send holds the lease at now.
