@@ -5,8 +5,17 @@
 GO ?= go
 STATICCHECK_VERSION = v0.8.2
 
-# Lambda: provided.al2023 on arm64, static binary named bootstrap.
-LAMBDA_ENV = CGO_ENABLED=0 GOOS=linux GOARCH=arm64
+# Lambda: provided.al2023, static binary named bootstrap, for the
+# template's Architecture parameter: arm64 (the default) or x86_64. Pass the
+# same one to both, e.g. `make build ARCH=x86_64`, or under SAM
+# `ARCH=x86_64 sam build` and `sam deploy --parameter-overrides
+# Architecture=x86_64` (sam build runs these targets with the caller's
+# environment). GOARCH=amd64 on the command line works too.
+ARCH ?= arm64
+GOARCH_arm64 = arm64
+GOARCH_x86_64 = amd64
+GOARCH = $(or $(GOARCH_$(ARCH)),$(error ARCH=$(ARCH): want arm64 or x86_64, the template's Architecture values))
+LAMBDA_ENV = CGO_ENABLED=0 GOOS=linux GOARCH=$(GOARCH)
 LAMBDA_BUILD = $(GO) build -tags lambda.norpc -trimpath -ldflags "-s -w"
 
 # `make build` writes bin/<name>/bootstrap.
@@ -99,8 +108,10 @@ vet:
 staticcheck:
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) ./...
 
+# cfn-lint for a global and a China region, then the SAM translator and
+# cfn-lint for every parameter combination (deploy/sam_transform.py).
 cfn:
-	cfn-lint template.yaml
+	cfn-lint --regions us-east-1 cn-north-1 -- template.yaml
 	python3 deploy/sam_transform.py
 
 local-ca:

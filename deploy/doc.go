@@ -2,7 +2,12 @@
 // files at the repository root (template.yaml, Makefile, env/local.json)
 // against the project's contract: the four functions, their routes, IAM-only
 // access to the API, least-privilege execution roles, the SQS queues with
-// their dead-letter queue, and the DynamoDB ledger table with each function's
-// exact item actions on it. deploy/sam_transform.py runs the AWS SAM
-// translator over the same template.
+// their dead-letter queue, the DynamoDB ledger table with each function's
+// exact item actions on it, and, with the template resolved for parameter
+// values as CloudFormation would, each egress mode (public, subnets,
+// create: VPC, NAT gateways, Elastic IPs, endpoints, EgressIps) and each
+// architecture (arm64, x86_64, with the Makefile's GOARCH for it, run
+// through make -n), and ARNs and URLs that hold in every partition.
+// deploy/sam_transform.py runs the AWS SAM translator and cfn-lint over the
+// same template for every parameter combination, in aws and aws-cn.
 package deploy

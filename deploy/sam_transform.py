@@ -1,18 +1,45 @@
 #!/usr/bin/env python3
-"""Transform template.yaml with the AWS SAM translator, offline.
+"""Transform template.yaml with the AWS SAM translator and lint the result,
+offline, for every parameter combination.
+
+A combination is one value of each of EgressMode, NatGateways,
+SecretsManagerEndpoint and Architecture, a profile of the optional
+parameters (all left empty, or all set) and a partition: aws (us-east-1) or
+aws-cn (cn-north-1). For each one the script
+
+1. transforms the template with the SAM translator as CloudFormation does
+   in that region (SAM writes the region's partition into the ARNs it
+   makes);
+2. resolves the result for those parameter values: conditions, Fn::If,
+   AWS::NoValue and parameter references, dropping the resources and
+   outputs whose condition is false. What is left is what CloudFormation
+   would create;
+3. checks the template's Rules and what that stack would hold: the
+   functions, their roles, the API, the queues, the ledger and the network
+   (no VPC in public mode, the merchant's subnets in subnets mode, a VPC
+   with NAT gateways, Elastic IPs and endpoints in create mode);
+4. runs cfn-lint (errors and warnings) over each distinct resolved template
+   for its region, with W1030 mandatory (the template silences it for
+   parameter defaults that a combination never uses).
 
 No AWS calls: the managed-policy loader is a stub (the template names no
-managed policies by name). Checks what the transform produced and exits
-non-zero on any failure. Run from anywhere:
+managed policies). Exits non-zero on any failure. Run from anywhere:
 
-    python3 deploy/sam_transform.py [path/to/template.yaml]
+    python3 deploy/sam_transform.py [--no-lint] [-v] [path/to/template.yaml]
 """
 
+import concurrent.futures
+import copy
+import hashlib
+import itertools
 import json
 import logging
 import os
+import re
 import sys
+import time
 
+from samtranslator.translator.arn_generator import ArnGenerator
 from samtranslator.translator.managed_policy_translator import ManagedPolicyLoader
 from samtranslator.translator.transform import transform
 from samtranslator.yaml_helper import yaml_parse
@@ -20,8 +47,10 @@ from samtranslator.yaml_helper import yaml_parse
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TEMPLATE = os.path.join(ROOT, "template.yaml")
 
-SECRET_ARN = "arn:aws:secretsmanager:us-east-1:123456789012:secret:wxpay/prod-AbCdEf"
-KMS_ARN = "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+ACCOUNT = "123456789012"
+
+# Partition -> the region the stack is transformed and linted for.
+PARTITIONS = {"aws": "us-east-1", "aws-cn": "cn-north-1"}
 
 FUNCTIONS = {
     "SendGroupFunction": ("POST", "/redpacks/group", True),
@@ -38,6 +67,29 @@ LEDGER_ACTIONS = {
     "SendFunction": SEND_LEDGER,
     "QueryFunction": ["dynamodb:GetItem", "dynamodb:UpdateItem"],
 }
+
+# What Lambda needs of a function's role to place it in subnets (the EC2
+# actions of AWSLambdaVPCAccessExecutionRole): the network interface
+# actions on this account's interfaces, subnets and security groups, and
+# the two Describe actions, which EC2 authorises only on "*".
+ENI_ACTIONS = {
+    "ec2:CreateNetworkInterface",
+    "ec2:DeleteNetworkInterface",
+    "ec2:AssignPrivateIpAddresses",
+    "ec2:UnassignPrivateIpAddresses",
+}
+DESCRIBE_ACTIONS = {"ec2:DescribeNetworkInterfaces", "ec2:DescribeSubnets"}
+ENI_RESOURCES = {
+    "arn:${AWS::Partition}:ec2:${AWS::Region}:${AWS::AccountId}:network-interface/*",
+    "arn:${AWS::Partition}:ec2:${AWS::Region}:${AWS::AccountId}:subnet/*",
+    "arn:${AWS::Partition}:ec2:${AWS::Region}:${AWS::AccountId}:security-group/*",
+}
+
+# The merchant's own network in subnets mode.
+MERCHANT_SUBNETS = ["subnet-0a1b2c3d4e5f60718", "subnet-1a2b3c4d5e6f70819"]
+MERCHANT_GROUPS = ["sg-0a1b2c3d4e5f60718"]
+
+NOVALUE = object()
 
 
 class OfflinePolicyLoader(ManagedPolicyLoader):
@@ -59,11 +111,236 @@ def statements(policy_doc):
     return sts if isinstance(sts, list) else [sts]
 
 
-def check(cfn, with_kms):
+def as_list(v):
+    return v if isinstance(v, list) else [v]
+
+
+# ---------------------------------------------------------------------------
+# Combinations
+
+
+def combinations():
+    """Every combination of the network parameters, the architecture and
+    the partition, as (label, partition, parameters, facts)."""
+    modes = ["public", "subnets", "create"]
+    for partition, mode, nats, endpoint, arch in itertools.product(
+        PARTITIONS, modes, ["1", "2"], ["false", "true"], ["arm64", "x86_64"]
+    ):
+        region = PARTITIONS[partition]
+        # The optional parameters only switch conditions of their own (a
+        # KMS statement, reserved concurrency, an alarm action, environment
+        # variables): all empty with one architecture and all set with the
+        # other covers both with every network and partition.
+        profile = "minimal" if arch == "arm64" else "full"
+        params = {
+            "WxpaySecretArn": f"arn:{partition}:secretsmanager:{region}:{ACCOUNT}:secret:wxpay/prod-AbCdEf",
+            "EgressMode": mode,
+            "NatGateways": nats,
+            "SecretsManagerEndpoint": endpoint,
+            "Architecture": arch,
+        }
+        if mode == "subnets":
+            params["SubnetIds"] = ",".join(MERCHANT_SUBNETS)
+            params["SecurityGroupIds"] = ",".join(MERCHANT_GROUPS)
+        if profile == "full":
+            params.update({
+                "KmsKeyArn": f"arn:{partition}:kms:{region}:{ACCOUNT}:key/1234abcd-12ab-34cd-56ef-1234567890ab",
+                "ReservedConcurrency": "0",
+                "WxpayBaseUrl": "https://api.mch.weixin.qq.com",
+                "WxpayBackupBaseUrl": "https://api2.mch.weixin.qq.com",
+                "WxpayAppId": "wx8888888888888888",
+                "AlarmTopicArn": f"arn:{partition}:sns:{region}:{ACCOUNT}:wxredpack-alarms",
+                "PaySignPackage": "raw",
+                "LogLevel": "DEBUG",
+                "VpcCidr": "10.20.0.0/20",
+            })
+        label = f"{partition} {mode} nat={nats} sm-endpoint={endpoint} {arch} {profile}"
+        facts = {
+            "partition": partition,
+            "region": region,
+            "mode": mode,
+            "nats": int(nats),
+            "endpoint": endpoint == "true",
+            "arch": arch,
+            "kms": profile == "full",
+        }
+        yield label, partition, params, facts
+
+
+# ---------------------------------------------------------------------------
+# Resolving a template for parameter values
+
+
+class Resolver:
+    """Evaluates a template's conditions and intrinsic functions that depend
+    only on parameters, as CloudFormation does when it creates the stack."""
+
+    def __init__(self, tpl, params):
+        self.params = {}
+        for name, spec in tpl.get("Parameters", {}).items():
+            v = params.get(name, spec.get("Default"))
+            if v is None:
+                fail(f"parameter {name} has no value and no default")
+            typ = spec.get("Type", "String")
+            if typ == "CommaDelimitedList" or typ.startswith("List<"):
+                v = [x.strip() for x in str(v).split(",")]
+            else:
+                v = str(v)
+                allowed = [str(a) for a in spec.get("AllowedValues", [])]
+                if allowed and v not in allowed:
+                    fail(f"parameter {name}={v!r} not in {allowed}")
+                pattern = spec.get("AllowedPattern")
+                if pattern and not re.fullmatch(pattern, v):
+                    fail(f"parameter {name}={v!r} does not match {pattern}")
+            self.params[name] = v
+        unknown = set(params) - set(self.params)
+        if unknown:
+            fail(f"parameters {sorted(unknown)} are not in the template")
+        self.conditions = tpl.get("Conditions", {})
+        self.cache = {}
+
+    def condition(self, name):
+        if name not in self.cache:
+            if name not in self.conditions:
+                fail(f"condition {name} is not defined")
+            self.cache[name] = self.truth(self.conditions[name])
+        return self.cache[name]
+
+    def truth(self, expr):
+        if not isinstance(expr, dict) or len(expr) != 1:
+            fail(f"not a condition: {expr!r}")
+        ((fn, arg),) = expr.items()
+        if fn == "Condition":
+            return self.condition(arg)
+        if fn == "Fn::Not":
+            return not self.truth(arg[0])
+        if fn == "Fn::And":
+            return all(self.truth(x) for x in arg)
+        if fn == "Fn::Or":
+            return any(self.truth(x) for x in arg)
+        if fn == "Fn::Equals":
+            a, b = (self.value(x) for x in arg)
+            return str(a) == str(b)
+        # Rule functions (Rules: Assertions).
+        if fn == "Fn::EachMemberEquals":
+            members, want = self.value(arg[0]), str(self.value(arg[1]))
+            return all(str(m) == want for m in members)
+        if fn == "Fn::EachMemberIn":
+            members, allowed = self.value(arg[0]), [str(x) for x in self.value(arg[1])]
+            return all(str(m) in allowed for m in members)
+        if fn == "Fn::Contains":
+            return str(self.value(arg[1])) in [str(x) for x in self.value(arg[0])]
+        fail(f"condition function {fn} is not supported here")
+
+    def value(self, node):
+        if isinstance(node, dict):
+            if len(node) == 1:
+                ((fn, arg),) = node.items()
+                if fn == "Fn::If":
+                    cond, yes, no = arg
+                    return self.value(yes if self.condition(cond) else no)
+                if fn == "Ref":
+                    if arg == "AWS::NoValue":
+                        return NOVALUE
+                    if arg in self.params:
+                        return self.params[arg]
+                if fn == "Fn::Sub" and isinstance(arg, str):
+                    return {fn: self.sub(arg)}
+            out = {}
+            for k, x in node.items():
+                x = self.value(x)
+                if x is not NOVALUE:
+                    out[k] = x
+            return out
+        if isinstance(node, list):
+            return [x for x in (self.value(y) for y in node) if x is not NOVALUE]
+        return node
+
+    def sub(self, s):
+        def repl(m):
+            v = self.params.get(m.group(1))
+            return v if isinstance(v, str) else m.group(0)
+
+        return re.sub(r"\$\{([A-Za-z0-9]+)\}", repl, s)
+
+    def rules(self, tpl):
+        """Fails on the first Rules assertion the parameters break."""
+        for name, rule in tpl.get("Rules", {}).items():
+            if "RuleCondition" in rule and not self.truth(rule["RuleCondition"]):
+                continue
+            for a in rule.get("Assertions", []):
+                if not self.truth(a["Assert"]):
+                    fail(f"rule {name}: {a.get('AssertDescription', a['Assert'])}")
+
+
+def resolve(cfn, params):
+    """The stack CloudFormation would create from cfn with params: no
+    Parameters, Conditions or Rules left, parameters replaced by values."""
+    r = Resolver(cfn, params)
+    r.rules(cfn)
+    out = {k: v for k, v in cfn.items() if k not in ("Parameters", "Conditions", "Rules", "Resources", "Outputs")}
+    for section in ("Resources", "Outputs"):
+        kept = {}
+        for lid, item in cfn.get(section, {}).items():
+            cond = item.get("Condition")
+            if cond is not None and not r.condition(cond):
+                continue
+            kept[lid] = r.value({k: v for k, v in item.items() if k != "Condition"})
+        out[section] = kept
+    return out
+
+
+def references(v):
+    """Every resource or parameter name v refers to (Ref, GetAtt, Sub)."""
+    out = set()
+    if isinstance(v, dict):
+        if len(v) == 1:
+            ((fn, arg),) = v.items()
+            if fn == "Ref" and isinstance(arg, str):
+                out.add(arg)
+            elif fn == "Fn::GetAtt":
+                out.add(arg[0] if isinstance(arg, list) else arg.split(".")[0])
+            elif fn == "Fn::Sub":
+                s, names = (arg, {}) if isinstance(arg, str) else (arg[0], arg[1])
+                out |= {m.split(".")[0] for m in re.findall(r"\$\{([A-Za-z0-9:_.]+)\}", s)} - set(names)
+                out |= references(names)
+                return out
+        for x in v.values():
+            out |= references(x)
+    elif isinstance(v, list):
+        for x in v:
+            out |= references(x)
+    return out
+
+
+# ---------------------------------------------------------------------------
+# Checks of one resolved stack
+
+
+def check(cfn, facts):
     res = cfn.get("Resources", {})
     by_type = {}
     for lid, r in res.items():
         by_type.setdefault(r["Type"], []).append(lid)
+
+    # Nothing refers to a resource the combination does not create.
+    known = set(res) | {"AWS::Region", "AWS::AccountId", "AWS::Partition", "AWS::StackName", "AWS::URLSuffix",
+                        "AWS::StackId", "AWS::NoValue", "__ApiId__", "__Stage__"}
+    for section in ("Resources", "Outputs"):
+        for lid, item in cfn.get(section, {}).items():
+            missing = references(item) - known
+            for dep in as_list(item.get("DependsOn", [])):
+                if dep not in res:
+                    missing.add(dep)
+            if missing:
+                fail(f"{section} {lid} refers to {sorted(missing)}, which this combination does not create")
+
+    # The partition: every ARN the stack constructs either uses
+    # ${AWS::Partition} or (SAM's own) the region's partition.
+    text = json.dumps({"Resources": res, "Outputs": cfn.get("Outputs", {})})
+    for p in set(re.findall(r"arn:(aws[a-z-]*):", text)):
+        if p != facts["partition"]:
+            fail(f"ARN with partition {p} in a stack for {facts['region']} ({facts['partition']})")
 
     # The ledger: one table, kept (Retain, deletion protection), never
     # expiring, and no delete or scan granted anywhere.
@@ -79,7 +356,6 @@ def check(cfn, with_kms):
         fail(f"{table}: BillingMode {tp.get('BillingMode')!r}, DeletionProtectionEnabled {tp.get('DeletionProtectionEnabled')!r}")
     if "TimeToLiveSpecification" in tp:
         fail(f"{table}: TimeToLiveSpecification: ledger items never expire")
-    text = json.dumps(cfn)
     for banned in ("dynamodb:*", "dynamodb:DeleteItem", "dynamodb:Scan", "dynamodb:BatchWriteItem"):
         if f'"{banned}"' in text:
             fail(f"{banned} granted in the transformed template")
@@ -89,60 +365,86 @@ def check(cfn, with_kms):
     if sorted(fns) != sorted(FUNCTIONS):
         fail(f"AWS::Lambda::Function resources {sorted(fns)}, want {sorted(FUNCTIONS)}")
 
+    vpc = facts["mode"] != "public"
     for name in FUNCTIONS:
         p = res[name]["Properties"]
         if p.get("Runtime") != "provided.al2023":
             fail(f"{name}: Runtime {p.get('Runtime')!r}")
-        if p.get("Architectures") != ["arm64"]:
-            fail(f"{name}: Architectures {p.get('Architectures')!r}")
+        if p.get("Architectures") != [facts["arch"]]:
+            fail(f"{name}: Architectures {p.get('Architectures')!r}, want [{facts['arch']}]")
         if p.get("Handler") != "bootstrap":
             fail(f"{name}: Handler {p.get('Handler')!r}")
         env = p.get("Environment", {}).get("Variables", {})
-        if env.get("WXPAY_SECRET_ID") != {"Ref": "WxpaySecretArn"}:
+        if env.get("WXPAY_SECRET_ID") != f"arn:{facts['partition']}:secretsmanager:{facts['region']}:{ACCOUNT}:secret:wxpay/prod-AbCdEf":
             fail(f"{name}: WXPAY_SECRET_ID {env.get('WXPAY_SECRET_ID')!r}")
         if env.get("WXPAY_LEDGER_TABLE") != {"Ref": table}:
             fail(f"{name}: WXPAY_LEDGER_TABLE {env.get('WXPAY_LEDGER_TABLE')!r}")
         if p.get("LoggingConfig", {}).get("LogFormat") != "JSON":
             fail(f"{name}: LoggingConfig {p.get('LoggingConfig')!r}")
+        check_vpc_config(name, p.get("VpcConfig"), facts)
 
         # The execution role is the template's own, scoped one: no managed
         # policies (SAM attaches those only to roles it generates) and no
-        # wildcard in any statement.
+        # wildcard, but for EC2's Describe actions in the VPC modes.
         role_id = p["Role"]["Fn::GetAtt"][0]
         role = res[role_id]["Properties"]
         if role.get("ManagedPolicyArns"):
             fail(f"{name}: managed policies {role['ManagedPolicyArns']!r}")
-        ledger_actions = []
+        ledger_actions, ec2_actions, sids = [], set(), []
         for pol in role.get("Policies", []):
             for st in statements(pol["PolicyDocument"]):
-                if "Fn::If" in st:
-                    cond, st, novalue = st["Fn::If"]
-                    if cond != "HasKmsKey" or novalue != {"Ref": "AWS::NoValue"}:
-                        fail(f"{name}: unexpected conditional statement {st!r}")
+                sids.append(st.get("Sid"))
                 resource = st.get("Resource")
-                if '"*"' in json.dumps(resource) or '"*"' in json.dumps(st.get("Action")):
-                    fail(f"{name}: wildcard in {st!r}")
-                if st.get("Sid") == "ReadWxpaySecret" and resource != {"Ref": "WxpaySecretArn"}:
+                actions = as_list(st.get("Action"))
+                if st.get("Effect") != "Allow":
+                    fail(f"{name}: statement {st.get('Sid')} is not an Allow")
+                if '"*"' in json.dumps(actions) or any(a.endswith(":*") for a in actions):
+                    fail(f"{name}: wildcard action in {st!r}")
+                ec2 = {a for a in actions if a.startswith("ec2:")}
+                if ec2 and pol.get("PolicyName") != "vpc-network-interfaces":
+                    fail(f"{name}: EC2 actions {sorted(ec2)} outside the vpc-network-interfaces policy")
+                ec2_actions |= ec2
+                if resource == "*":
+                    if set(actions) != DESCRIBE_ACTIONS:
+                        fail(f"{name}: Resource '*' for {actions}: only EC2's Describe actions may have it")
+                elif '"*"' in json.dumps(resource):
+                    fail(f"{name}: wildcard resource in {st!r}")
+                if ec2 & ENI_ACTIONS:
+                    arns = {r.get("Fn::Sub") if isinstance(r, dict) else r for r in as_list(resource)}
+                    if ec2 != ENI_ACTIONS or arns != ENI_RESOURCES:
+                        fail(f"{name}: network interface statement {st!r}")
+                if st.get("Sid") == "ReadWxpaySecret" and resource != env.get("WXPAY_SECRET_ID"):
                     fail(f"{name}: secret statement resource {resource!r}")
-                if st.get("Sid") == "DecryptWxpaySecret" and resource != {"Ref": "KmsKeyArn"}:
-                    fail(f"{name}: kms statement resource {resource!r}")
+                if st.get("Sid") == "DecryptWxpaySecret":
+                    if not facts["kms"] or not resource.startswith(f"arn:{facts['partition']}:kms:"):
+                        fail(f"{name}: kms statement resource {resource!r}")
                 if table in json.dumps(resource):
                     if resource != ledger_resource:
                         fail(f"{name}: ledger statement resource {resource!r}, want {ledger_resource!r}")
-                    actions = st.get("Action")
-                    ledger_actions += actions if isinstance(actions, list) else [actions]
+                    ledger_actions += actions
         if sorted(ledger_actions) != sorted(LEDGER_ACTIONS[name]):
             fail(f"{name}: ledger actions {sorted(ledger_actions)}, want {sorted(LEDGER_ACTIONS[name])}")
+        if ("DecryptWxpaySecret" in sids) != facts["kms"]:
+            fail(f"{name}: kms:Decrypt statement present {('DecryptWxpaySecret' in sids)}, want {facts['kms']}")
+        want_ec2 = ENI_ACTIONS | DESCRIBE_ACTIONS if vpc else set()
+        if ec2_actions != want_ec2:
+            fail(f"{name}: EC2 actions {sorted(ec2_actions)}, want {sorted(want_ec2)} in {facts['mode']} mode")
         generated = [x for x in by_type.get("AWS::IAM::Role", []) if x.startswith(name)]
         if generated:
             fail(f"{name}: SAM generated roles {generated}")
 
+    check_network(res, by_type, cfn.get("Outputs", {}), facts)
+
     # API Gateway: every method is IAM-authorised, uses the resource-based
-    # permission (no caller-credentials integration) and matches the routes.
+    # permission (no caller-credentials integration) and matches the routes;
+    # regional, as the China regions require.
     apis = by_type.get("AWS::ApiGateway::RestApi", [])
     if len(apis) != 1:
         fail(f"want one REST API, got {apis}")
-    body = res[apis[0]]["Properties"]["Body"]
+    api = res[apis[0]]["Properties"]
+    if api.get("EndpointConfiguration", {}).get("Types") != ["REGIONAL"]:
+        fail(f"REST API endpoint configuration {api.get('EndpointConfiguration')!r}, want REGIONAL")
+    body = api["Body"]
     routes = set()
     for path, item in body["paths"].items():
         for method, op in item.items():
@@ -175,13 +477,198 @@ def check(cfn, with_kms):
     want_mapped = sorted(f for f, (_, _, q) in FUNCTIONS.items() if q)
     if sorted(mapped) != want_mapped:
         fail(f"SQS mappings for {sorted(mapped)}, want {want_mapped}")
-
-    if with_kms:
-        # The parameter is set, but the transform keeps the condition for
-        # CloudFormation to evaluate.
-        if "HasKmsKey" not in cfn.get("Conditions", {}):
-            fail("condition HasKmsKey missing")
     return len(res)
+
+
+def check_vpc_config(name, vc, facts):
+    mode = facts["mode"]
+    if mode == "public":
+        if vc is not None:
+            fail(f"{name}: VpcConfig {vc!r} in public mode")
+        return
+    if mode == "subnets":
+        subnets, groups = MERCHANT_SUBNETS, MERCHANT_GROUPS
+    else:
+        subnets = [{"Ref": "PrivateSubnetA"}, {"Ref": "PrivateSubnetB"}]
+        groups = [{"Ref": "FunctionSecurityGroup"}]
+    want = {"SubnetIds": subnets, "SecurityGroupIds": groups, "Ipv6AllowedForDualStack": False}
+    if vc != want:
+        fail(f"{name}: VpcConfig {vc!r}, want {want!r} in {mode} mode")
+
+
+def check_network(res, by_type, outputs, facts):
+    ec2 = sorted(lid for lid, r in res.items() if r["Type"].startswith("AWS::EC2::"))
+    if facts["mode"] != "create":
+        if ec2:
+            fail(f"EC2 resources {ec2} in {facts['mode']} mode: only create mode builds a network")
+        if "EgressIps" in outputs or "VpcId" in outputs:
+            fail(f"outputs {sorted(outputs)} in {facts['mode']} mode: EgressIps and VpcId are create mode's")
+        return
+
+    def one(typ):
+        ids = by_type.get(typ, [])
+        if len(ids) != 1:
+            fail(f"want one {typ}, got {ids}")
+        return ids[0]
+
+    def props(lid):
+        return res[lid].get("Properties", {})
+
+    vpc = one("AWS::EC2::VPC")
+    if props(vpc).get("EnableDnsSupport") is not True or props(vpc).get("EnableDnsHostnames") is not True:
+        fail(f"{vpc}: DNS support and hostnames must be on (interface endpoints' private DNS)")
+    for typ in ("AWS::EC2::VPCCidrBlock", "AWS::EC2::EgressOnlyInternetGateway"):
+        if by_type.get(typ):
+            fail(f"{typ} {by_type[typ]}: egress is IPv4 only")
+    subnets = by_type.get("AWS::EC2::Subnet", [])
+    if len(subnets) != 4:
+        fail(f"want 4 subnets, got {subnets}")
+    for s in subnets:
+        sp = props(s)
+        if sp.get("VpcId") != {"Ref": vpc} or "Ipv6CidrBlock" in sp or sp.get("AssignIpv6AddressOnCreation"):
+            fail(f"{s}: {sp!r}")
+
+    igw = one("AWS::EC2::InternetGateway")
+    table_of = {}
+    for a in by_type.get("AWS::EC2::SubnetRouteTableAssociation", []):
+        table_of[props(a)["SubnetId"]["Ref"]] = props(a)["RouteTableId"]["Ref"]
+    default_route = {}
+    for r in by_type.get("AWS::EC2::Route", []):
+        rp = props(r)
+        if rp.get("DestinationCidrBlock") == "0.0.0.0/0":
+            default_route[rp["RouteTableId"]["Ref"]] = rp
+
+    # NAT gateways: NatGateways of them, each with its own Elastic IP, in a
+    # subnet routed to the internet gateway.
+    nats = by_type.get("AWS::EC2::NatGateway", [])
+    eips = by_type.get("AWS::EC2::EIP", [])
+    if len(nats) != facts["nats"] or len(eips) != facts["nats"]:
+        fail(f"NAT gateways {nats}, Elastic IPs {eips}: want {facts['nats']} of each")
+    nat_eips = set()
+    for n in nats:
+        np_ = props(n)
+        eip, attr = np_["AllocationId"]["Fn::GetAtt"]
+        if eip not in eips or attr != "AllocationId" or np_.get("ConnectivityType", "public") != "public":
+            fail(f"{n}: {np_!r}")
+        nat_eips.add(eip)
+        route = default_route.get(table_of.get(np_["SubnetId"]["Ref"]), {})
+        if route.get("GatewayId") != {"Ref": igw}:
+            fail(f"{n}: its subnet's default route {route!r} is not the internet gateway")
+    if nat_eips != set(eips):
+        fail(f"Elastic IPs {sorted(eips)}, used by NAT gateways {sorted(nat_eips)}")
+
+    # The functions' subnets: private, default route through a NAT gateway;
+    # with two NAT gateways, one each.
+    fn_subnets = [s["Ref"] for s in res["SendFunction"]["Properties"]["VpcConfig"]["SubnetIds"]]
+    fn_tables, used_nats = set(), set()
+    for s in fn_subnets:
+        if props(s).get("MapPublicIpOnLaunch"):
+            fail(f"{s}: functions' subnet maps public IPs")
+        fn_tables.add(table_of.get(s))
+        nat = default_route.get(table_of.get(s), {}).get("NatGatewayId", {}).get("Ref")
+        if nat not in nats:
+            fail(f"{s}: default route does not go through a NAT gateway")
+        used_nats.add(nat)
+    if used_nats != set(nats):
+        fail(f"the functions' subnets use NAT gateways {sorted(used_nats)}, want {sorted(nats)}")
+
+    # Endpoints: DynamoDB and S3 gateway endpoints on the functions' route
+    # tables; a Secrets Manager interface endpoint only when asked for.
+    endpoints = {}
+    for e in by_type.get("AWS::EC2::VPCEndpoint", []):
+        ep = props(e)
+        service = ep.get("ServiceName", {}).get("Fn::Sub", "")
+        m = re.fullmatch(r"com\.amazonaws\.\$\{AWS::Region\}\.([a-z0-9.-]+)", service)
+        if not m:
+            fail(f"{e}: ServiceName {ep.get('ServiceName')!r}")
+        endpoints[m.group(1)] = ep
+    want_endpoints = {"dynamodb", "s3"} | ({"secretsmanager"} if facts["endpoint"] else set())
+    if set(endpoints) != want_endpoints:
+        fail(f"VPC endpoints for {sorted(endpoints)}, want {sorted(want_endpoints)}")
+    for svc in ("dynamodb", "s3"):
+        ep = endpoints[svc]
+        if ep.get("VpcEndpointType") != "Gateway" or {r["Ref"] for r in ep.get("RouteTableIds", [])} != fn_tables:
+            fail(f"{svc} endpoint {ep!r}: want a gateway endpoint on the route tables {sorted(fn_tables)}")
+    if facts["endpoint"]:
+        ep = endpoints["secretsmanager"]
+        if ep.get("VpcEndpointType") != "Interface" or ep.get("PrivateDnsEnabled") is not True:
+            fail(f"secretsmanager endpoint {ep!r}: want an interface endpoint with private DNS")
+        if sorted(s["Ref"] for s in ep.get("SubnetIds", [])) != sorted(fn_subnets):
+            fail(f"secretsmanager endpoint subnets {ep.get('SubnetIds')!r}, want the functions' {fn_subnets}")
+
+    # The functions' security group: outbound HTTPS only, nothing inbound.
+    sg = res["SendFunction"]["Properties"]["VpcConfig"]["SecurityGroupIds"][0]["Ref"]
+    sgp = props(sg)
+    if sgp.get("SecurityGroupIngress"):
+        fail(f"{sg}: inbound rules {sgp['SecurityGroupIngress']!r}")
+    egress = [(r.get("IpProtocol"), r.get("FromPort"), r.get("ToPort"), r.get("CidrIp")) for r in sgp.get("SecurityGroupEgress", [])]
+    if egress != [("tcp", 443, 443, "0.0.0.0/0")]:
+        fail(f"{sg}: egress {egress}, want only tcp 443 to 0.0.0.0/0")
+
+    # EgressIps: exactly the NAT gateways' Elastic IPs.
+    out = outputs.get("EgressIps", {}).get("Value")
+    ips = set()
+
+    def walk(v):
+        if isinstance(v, dict):
+            if "Fn::GetAtt" in v and v["Fn::GetAtt"][1] == "PublicIp":
+                ips.add(v["Fn::GetAtt"][0])
+            for x in v.values():
+                walk(x)
+        elif isinstance(v, list):
+            for x in v:
+                walk(x)
+
+    walk(out)
+    if out is None or ips != set(eips):
+        fail(f"output EgressIps {out!r}, want the PublicIp of {sorted(eips)}")
+
+
+# ---------------------------------------------------------------------------
+# cfn-lint
+
+
+_rules = None
+_template = None
+
+
+def _init(text):
+    """A worker: the parsed template, and cfn-lint's rules, loaded once."""
+    global _rules, _template
+    logging.basicConfig(level=logging.ERROR)
+    logging.getLogger().setLevel(logging.ERROR)
+    _template = packaged(text)
+    from cfnlint.core import get_rules
+
+    _rules = get_rules([], [], [], include_experimental=False)
+
+
+def _combination(combo):
+    """Transforms, resolves and checks one combination: (label, facts,
+    resource count or None, the resolved stack as JSON, error)."""
+    label, partition, params, facts = combo
+    try:
+        set_region(facts["region"])
+        cfn = transform(copy.deepcopy(_template), params, OfflinePolicyLoader())
+        stack = resolve(cfn, params)
+        n = check(stack, facts)
+        return label, facts, n, json.dumps(stack, sort_keys=True), None
+    except Exception as e:  # noqa: BLE001 - reported by the caller
+        return label, facts, None, None, f"{type(e).__name__}: {e}"
+
+
+def _lint(job):
+    """cfn-lint errors and warnings of one resolved stack."""
+    from cfnlint.api import ManualArgs, lint
+
+    region, text = job
+    matches = lint(text, rules=_rules, regions=[region],
+                   config=ManualArgs(regions=[region], mandatory_checks=["W1030"]))
+    return [f"{m.rule.id} {m.message} ({'/'.join(str(x) for x in (m.path or []))})"
+            for m in matches if m.rule.id[:1] in ("E", "W")]
+
+
+# ---------------------------------------------------------------------------
 
 
 def packaged(text):
@@ -196,29 +683,81 @@ def packaged(text):
     return tpl
 
 
-def main():
+def set_region(region):
+    """Make the translator work as in region: pseudo parameters from the
+    default region, the partition from ArnGenerator."""
+    os.environ["AWS_DEFAULT_REGION"] = region
+    ArnGenerator.BOTO_SESSION_REGION_NAME = region
+
+
+def check_rules_refuse(text):
+    """subnets mode without subnets or security groups breaks Rules."""
+    tpl = packaged(text)
+    for missing in ("SubnetIds", "SecurityGroupIds"):
+        params = {
+            "WxpaySecretArn": f"arn:aws:secretsmanager:us-east-1:{ACCOUNT}:secret:wxpay/prod-AbCdEf",
+            "EgressMode": "subnets",
+            "SubnetIds": ",".join(MERCHANT_SUBNETS),
+            "SecurityGroupIds": ",".join(MERCHANT_GROUPS),
+        }
+        del params[missing]
+        try:
+            Resolver(tpl, params).rules(tpl)
+        except AssertionError:
+            continue
+        fail(f"Rules accept EgressMode subnets without {missing}")
+
+
+def main(argv):
     logging.basicConfig(level=logging.ERROR)
     logging.getLogger().setLevel(logging.ERROR)
-    # The translator derives the partition from the region; no AWS call is made.
-    os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
-    path = sys.argv[1] if len(sys.argv) > 1 else TEMPLATE
+    args = [a for a in argv if not a.startswith("-")]
+    do_lint = "--no-lint" not in argv
+    verbose = "-v" in argv
+    path = args[0] if args else TEMPLATE
     with open(path, encoding="utf-8") as f:
         text = f.read()
-    cases = [
-        ("without KMS key", {"WxpaySecretArn": SECRET_ARN}, False),
-        ("with KMS key", {"WxpaySecretArn": SECRET_ARN, "KmsKeyArn": KMS_ARN, "ReservedConcurrency": "0"}, True),
-    ]
+
+    start = time.monotonic()
     failed = False
-    for label, params, with_kms in cases:
+    jobs, combos_of, summary = {}, {}, {}
+    workers = max(1, os.cpu_count() or 1)
+    with concurrent.futures.ProcessPoolExecutor(max_workers=workers, initializer=_init, initargs=(text,)) as pool:
+        for label, facts, n, resolved, err in pool.map(_combination, combinations()):
+            if err:
+                failed = True
+                print(f"FAIL sam transform ({label}): {err}", file=sys.stderr)
+                continue
+            key = hashlib.sha256((facts["region"] + resolved).encode()).hexdigest()
+            jobs.setdefault(key, (facts["region"], resolved))
+            combos_of.setdefault(key, []).append(label)
+            count, sizes = summary.setdefault(f"{facts['partition']} {facts['mode']}", [0, set()])
+            summary[f"{facts['partition']} {facts['mode']}"][0] = count + 1
+            sizes.add(n)
+            if verbose:
+                print(f"ok   sam transform ({label}): {n} resources")
+        for group, (count, sizes) in summary.items():
+            print(f"ok   sam transform ({group}): {count} combinations, {'/'.join(str(s) for s in sorted(sizes))} resources")
         try:
-            cfn = transform(packaged(text), params, OfflinePolicyLoader())
-            n = check(cfn, with_kms)
-            print(f"ok   sam transform ({label}): {n} resources")
-        except Exception as e:  # noqa: BLE001 - report any failure and exit non-zero
+            check_rules_refuse(text)
+            print("ok   Rules refuse subnets mode without SubnetIds or SecurityGroupIds")
+        except AssertionError as e:
             failed = True
-            print(f"FAIL sam transform ({label}): {type(e).__name__}: {e}", file=sys.stderr)
+            print(f"FAIL Rules: {e}", file=sys.stderr)
+
+        if do_lint and jobs:
+            keys = sorted(jobs)
+            lint_failed = False
+            for key, problems in zip(keys, pool.map(_lint, [jobs[k] for k in keys])):
+                for p in problems:
+                    lint_failed = True
+                    print(f"FAIL cfn-lint ({combos_of[key][0]}, and {len(combos_of[key]) - 1} more): {p}", file=sys.stderr)
+            if not lint_failed:
+                print(f"ok   cfn-lint: {len(keys)} distinct stacks of {sum(len(v) for v in combos_of.values())} combinations")
+            failed = failed or lint_failed
+    print(f"     {time.monotonic() - start:.1f} s")
     return 1 if failed else 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))

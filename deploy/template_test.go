@@ -4,7 +4,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"reflect"
 	"regexp"
@@ -69,6 +71,9 @@ var checks = []check{
 	{"outputs", checkOutputs},
 	{"ledger table", checkLedgerTable},
 	{"env/local.json", checkLocalEnv},
+	{"egress modes", checkEgress},
+	{"architecture", checkArchitecture},
+	{"partition", checkPartition},
 }
 
 func TestTemplate(t *testing.T) {
@@ -114,8 +119,114 @@ func TestChecksCatchBreakage(t *testing.T) {
 		{"functions and build", "makefile target missing", func(t *testing.T, in *input) {
 			in.makefile = strings.Replace(in.makefile, "build-QueryFunction:", "build-Query:", 1)
 		}},
-		{"functions and build", "makefile builds amd64", func(t *testing.T, in *input) {
-			in.makefile = strings.Replace(in.makefile, "GOARCH=arm64", "GOARCH=amd64", 1)
+		{"architecture", "makefile builds amd64 by default", func(t *testing.T, in *input) {
+			in.makefile = strings.Replace(in.makefile, "GOARCH_arm64 = arm64", "GOARCH_arm64 = amd64", 1)
+		}},
+		{"architecture", "makefile builds x86_64 for arm64", func(t *testing.T, in *input) {
+			in.makefile = strings.Replace(in.makefile, "GOARCH_x86_64 = amd64", "GOARCH_x86_64 = arm64", 1)
+		}},
+		{"architecture", "makefile defaults to x86_64", func(t *testing.T, in *input) {
+			in.makefile = strings.Replace(in.makefile, "ARCH ?= arm64", "ARCH ?= x86_64", 1)
+		}},
+		{"architecture", "makefile ignores ARCH", func(t *testing.T, in *input) {
+			in.makefile = strings.Replace(in.makefile, "GOARCH=$(GOARCH)", "GOARCH=arm64", 1)
+		}},
+		{"architecture", "parameter defaults to x86_64", func(t *testing.T, in *input) {
+			getMap(getMap(in.tpl, "Parameters"), "Architecture")["Default"] = "x86_64"
+		}},
+		{"architecture", "architecture hard-coded", func(t *testing.T, in *input) {
+			globalsFn(in)["Architectures"] = []any{"arm64"}
+		}},
+		{"functions and build", "architecture hard-coded", func(t *testing.T, in *input) {
+			globalsFn(in)["Architectures"] = []any{"arm64"}
+		}},
+
+		// egress modes
+		{"egress modes", "VpcConfig in every mode", func(t *testing.T, in *input) {
+			ifv, _ := fnIf(globalsFn(in)["VpcConfig"])
+			globalsFn(in)["VpcConfig"] = ifv[1]
+		}},
+		{"egress modes", "no VpcConfig", func(t *testing.T, in *input) {
+			delete(globalsFn(in), "VpcConfig")
+		}},
+		{"egress modes", "one function outside the VPC", func(t *testing.T, in *input) {
+			props(in, "QueryFunction")["VpcConfig"] = map[string]any{"Ref": "AWS::NoValue"}
+		}},
+		{"egress modes", "IPv6 allowed", func(t *testing.T, in *input) {
+			ifv, _ := fnIf(globalsFn(in)["VpcConfig"])
+			ifv[1].(map[string]any)["Ipv6AllowedForDualStack"] = true
+		}},
+		{"egress modes", "subnets mode on the stack's subnets", func(t *testing.T, in *input) {
+			ifv, _ := fnIf(globalsFn(in)["VpcConfig"])
+			ifv[1].(map[string]any)["SubnetIds"] = snippet(t, `[!Ref PrivateSubnetA, !Ref PrivateSubnetB]`)
+		}},
+		{"egress modes", "network interface permissions in every mode", func(t *testing.T, in *input) {
+			pols := props(in, "SendRole")["Policies"].([]any)
+			for i, p := range pols {
+				if ifv, ok := fnIf(p); ok {
+					pols[i] = ifv[1]
+				}
+			}
+		}},
+		{"egress modes", "a role without the network interface permissions", func(t *testing.T, in *input) {
+			props(in, "QueryRole")["Policies"] = slices.DeleteFunc(props(in, "QueryRole")["Policies"].([]any), func(p any) bool {
+				_, ok := fnIf(p)
+				return ok
+			})
+		}},
+		{"egress modes", "EgressIps in every mode", func(t *testing.T, in *input) {
+			delete(getMap(getMap(in.tpl, "Outputs"), "EgressIps"), "Condition")
+		}},
+		{"egress modes", "EgressIps without the second address", func(t *testing.T, in *input) {
+			getMap(getMap(in.tpl, "Outputs"), "EgressIps")["Value"] = snippet(t, `!GetAtt NatEipA.PublicIp`)
+		}},
+		{"egress modes", "second NAT gateway always", func(t *testing.T, in *input) {
+			resource(in, "NatGatewayB")["Condition"] = "CreateVpc"
+			resource(in, "NatEipB")["Condition"] = "CreateVpc"
+		}},
+		{"egress modes", "NAT gateway without an Elastic IP", func(t *testing.T, in *input) {
+			props(in, "NatGatewayB")["AllocationId"] = snippet(t, `!GetAtt NatEipA.AllocationId`)
+		}},
+		{"egress modes", "zone B through zone A with two NAT gateways", func(t *testing.T, in *input) {
+			props(in, "PrivateDefaultRouteB")["NatGatewayId"] = snippet(t, `!Ref NatGatewayA`)
+		}},
+		{"egress modes", "network built in subnets mode", func(t *testing.T, in *input) {
+			resource(in, "InternetGateway")["Condition"] = "UseVpc"
+		}},
+		{"egress modes", "no DynamoDB gateway endpoint", func(t *testing.T, in *input) {
+			delete(resources(in), "DynamoDbGatewayEndpoint")
+		}},
+		{"egress modes", "S3 endpoint on one route table", func(t *testing.T, in *input) {
+			props(in, "S3GatewayEndpoint")["RouteTableIds"] = snippet(t, `[!Ref PrivateRouteTableA]`)
+		}},
+		{"egress modes", "Secrets Manager endpoint whatever the parameter", func(t *testing.T, in *input) {
+			resource(in, "SecretsManagerInterfaceEndpoint")["Condition"] = "CreateVpc"
+			resource(in, "SecretsManagerEndpointSecurityGroup")["Condition"] = "CreateVpc"
+		}},
+		{"egress modes", "functions may send anything anywhere", func(t *testing.T, in *input) {
+			props(in, "FunctionSecurityGroup")["SecurityGroupEgress"] = snippet(t, `[{IpProtocol: '-1', CidrIp: 0.0.0.0/0}]`)
+		}},
+		{"egress modes", "default mode create", func(t *testing.T, in *input) {
+			getMap(getMap(in.tpl, "Parameters"), "EgressMode")["Default"] = "create"
+		}},
+		{"egress modes", "subnets mode accepted without subnets", func(t *testing.T, in *input) {
+			delete(in.tpl, "Rules")
+		}},
+
+		// partition
+		{"partition", "hard-coded partition", func(t *testing.T, in *input) {
+			statement(in, "SendRole", "ManageVpcNetworkInterfaces")["Resource"] = snippet(t,
+				`[!Sub 'arn:aws:ec2:${AWS::Region}:${AWS::AccountId}:network-interface/*']`)
+		}},
+		{"partition", "hard-coded domain", func(t *testing.T, in *input) {
+			getMap(getMap(in.tpl, "Outputs"), "ApiUrl")["Value"] = snippet(t,
+				`!Sub 'https://${RedpackApi}.execute-api.${AWS::Region}.amazonaws.com/v1/'`)
+		}},
+		{"partition", "edge-optimized API", func(t *testing.T, in *input) {
+			getMap(props(in, "RedpackApi"), "EndpointConfiguration")["Type"] = "EDGE"
+		}},
+		{"partition", "pseudo parameter outside Fn::Sub", func(t *testing.T, in *input) {
+			statement(in, "QueryRole", "ReadWxpaySecret")["Resource"] = "arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:wxpay"
 		}},
 		{"functions and build", "makefile target without lambda.norpc", func(t *testing.T, in *input) {
 			in.makefile = strings.Replace(in.makefile, "-tags lambda.norpc ", "", 1)
@@ -891,8 +1002,8 @@ func checkFunctions(in *input) error {
 		if v := fnProp(in, f.ID, "Runtime"); v != "provided.al2023" {
 			e.add("%s: Runtime is %v, want provided.al2023", f.ID, v)
 		}
-		if v := fnProp(in, f.ID, "Architectures"); !reflect.DeepEqual(v, []any{"arm64"}) {
-			e.add("%s: Architectures is %v, want [arm64]", f.ID, v)
+		if v := fnProp(in, f.ID, "Architectures"); !reflect.DeepEqual(v, []any{map[string]any{"Ref": "Architecture"}}) {
+			e.add("%s: Architectures is %v, want [!Ref Architecture]", f.ID, v)
 		}
 		if v := fnProp(in, f.ID, "Handler"); v != "bootstrap" {
 			e.add("%s: Handler is %v, want bootstrap", f.ID, v)
@@ -905,7 +1016,8 @@ func checkFunctions(in *input) error {
 			continue
 		}
 		body = expand(body, vars)
-		for _, need := range []string{"CGO_ENABLED=0", "GOOS=linux", "GOARCH=arm64", "-tags lambda.norpc", "-trimpath", "-o $(ARTIFACTS_DIR)/bootstrap"} {
+		// GOARCH: see checkArchitecture, which runs make for each one.
+		for _, need := range []string{"CGO_ENABLED=0", "GOOS=linux", "GOARCH=", "-tags lambda.norpc", "-trimpath", "-o $(ARTIFACTS_DIR)/bootstrap"} {
 			if !strings.Contains(body, need) {
 				e.add("%s: Makefile %s does not contain %q", f.ID, target, need)
 			}
@@ -1030,11 +1142,24 @@ type roleStmt struct {
 	cond string // the Fn::If condition the statement sits under, if any
 }
 
+// roleStatements lists a role's inline policy statements, each with the
+// Fn::If condition it sits under: its own, or its whole policy's (a policy
+// in the list may be !If [<cond>, <policy>, !Ref AWS::NoValue]).
 func roleStatements(roleProps map[string]any) []roleStmt {
 	var out []roleStmt
-	pols, _ := roleProps["Policies"].([]any)
-	for _, p := range pols {
-		doc := getMap(p.(map[string]any), "PolicyDocument")
+	var add func(p any, policyCond string)
+	add = func(p any, policyCond string) {
+		pm, _ := p.(map[string]any)
+		if ifv, ok := fnIf(pm); ok {
+			cond, _ := ifv[0].(string)
+			for _, branch := range ifv[1:] {
+				if !isNoValue(branch) {
+					add(branch, cond)
+				}
+			}
+			return
+		}
+		doc := getMap(pm, "PolicyDocument")
 		sts, ok := doc["Statement"].([]any)
 		if !ok {
 			sts = []any{doc["Statement"]}
@@ -1050,10 +1175,83 @@ func roleStatements(roleProps map[string]any) []roleStmt {
 				}
 				continue
 			}
-			out = append(out, roleStmt{m, ""})
+			out = append(out, roleStmt{m, policyCond})
 		}
 	}
+	pols, _ := roleProps["Policies"].([]any)
+	for _, p := range pols {
+		add(p, "")
+	}
 	return out
+}
+
+// condRefs lists the Refs of a condition, following the conditions it
+// names.
+func condRefs(conds map[string]any, name string) []string {
+	var out []string
+	seen := map[string]bool{}
+	var walk func(v any)
+	walk = func(v any) {
+		switch x := v.(type) {
+		case map[string]any:
+			if c, ok := x["Condition"].(string); ok && len(x) == 1 {
+				if !seen[c] {
+					seen[c] = true
+					walk(conds[c])
+				}
+				return
+			}
+			if r, ok := ref(x); ok {
+				out = append(out, r)
+				return
+			}
+			for _, c := range x {
+				walk(c)
+			}
+		case []any:
+			for _, c := range x {
+				walk(c)
+			}
+		}
+	}
+	seen[name] = true
+	walk(conds[name])
+	return out
+}
+
+// What Lambda needs of a function's role to place the function in subnets:
+// AWSLambdaVPCAccessExecutionRole's EC2 actions. The network interface
+// actions are granted on this account's interfaces, subnets and security
+// groups in the region; the two Describe actions on "*", the only resource
+// EC2 authorises them on.
+var (
+	eniActions      = []string{"ec2:CreateNetworkInterface", "ec2:DeleteNetworkInterface", "ec2:AssignPrivateIpAddresses", "ec2:UnassignPrivateIpAddresses"}
+	describeActions = []string{"ec2:DescribeNetworkInterfaces", "ec2:DescribeSubnets"}
+	eniResources    = []string{
+		"arn:${AWS::Partition}:ec2:${AWS::Region}:${AWS::AccountId}:network-interface/*",
+		"arn:${AWS::Partition}:ec2:${AWS::Region}:${AWS::AccountId}:subnet/*",
+		"arn:${AWS::Partition}:ec2:${AWS::Region}:${AWS::AccountId}:security-group/*",
+	}
+)
+
+// isENIResource reports whether res is exactly the Subs of eniResources.
+func isENIResource(res any) bool {
+	l, ok := res.([]any)
+	if !ok || len(l) != len(eniResources) {
+		return false
+	}
+	var got []string
+	for _, r := range l {
+		m, _ := r.(map[string]any)
+		s, ok := m["Fn::Sub"].(string)
+		if !ok || len(m) != 1 {
+			return false
+		}
+		got = append(got, s)
+	}
+	slices.Sort(got)
+	want := slices.Sorted(slices.Values(eniResources))
+	return slices.Equal(got, want)
 }
 
 func checkRoles(in *input) error {
@@ -1062,6 +1260,9 @@ func checkRoles(in *input) error {
 	conds := getMap(in.tpl, "Conditions")
 	kmsCond := func(c string) bool {
 		return c != "" && slices.Contains(refsIn(conds[c]), "KmsKeyArn")
+	}
+	egressCond := func(c string) bool {
+		return c != "" && slices.Contains(condRefs(conds, c), "EgressMode")
 	}
 	for _, f := range contract {
 		p := props(in, f.ID)
@@ -1108,11 +1309,14 @@ func checkRoles(in *input) error {
 				e.add("%s: statement effect %v: %v", roleID, b["Effect"], b)
 			}
 			res := b["Resource"]
-			// The ledger's index ARN (${Table.Arn}/index/*) is the one
-			// wildcard allowed, and only in the ledger statement's resource.
+			// The wildcards allowed: the ledger's index ARN
+			// (${Table.Arn}/index/*) in the ledger statement's resource, the
+			// network interface ARNs and EC2's Describe actions' "*".
 			onLedger := table != "" && isLedgerResource(res, table)
+			onENIs := isENIResource(res)
+			onAny := res == "*"
 			checked := stringsIn(b["Action"])
-			if !onLedger {
+			if !onLedger && !onENIs && !onAny {
 				checked = append(checked, stringsIn(res)...)
 			}
 			for _, s := range checked {
@@ -1142,6 +1346,16 @@ func checkRoles(in *input) error {
 				allowed = []string{"kms:Decrypt"}
 				if !kmsCond(st.cond) {
 					e.add("%s: kms:Decrypt must sit under !If on a condition testing KmsKeyArn (cond %q)", roleID, st.cond)
+				}
+			case onENIs, onAny:
+				// Only in the VPC modes (checkEgress resolves the condition
+				// for each mode).
+				allowed = eniActions
+				if onAny {
+					allowed = describeActions
+				}
+				if !egressCond(st.cond) {
+					e.add("%s: %v must sit under !If on a condition testing EgressMode (cond %q)", roleID, b["Action"], st.cond)
 				}
 			default:
 				if r, ok := getAtt(res, "Arn"); ok && r == logGroup && logGroup != "" {
@@ -1558,6 +1772,932 @@ func checkLedgerTable(in *input) error {
 	for _, k := range []string{ledgerHashKey, ledgerRangeKey} {
 		if types[k] != "S" {
 			e.add("%s: attribute %s has type %v, want S", table, k, types[k])
+		}
+	}
+	return e.err()
+}
+
+// ---------------------------------------------------------------------------
+// Egress modes, architectures and partitions: the template resolved for
+// parameter values, as CloudFormation creates the stack.
+
+// secretARN is a WxpaySecretArn value for resolving the template.
+const secretARN = "arn:aws:secretsmanager:us-east-1:123456789012:secret:wxpay/prod-AbCdEf"
+
+// The merchant's network in subnets mode.
+var (
+	merchantSubnets = []string{"subnet-0a1b2c3d4e5f60718", "subnet-1a2b3c4d5e6f70819"}
+	merchantGroups  = []string{"sg-0a1b2c3d4e5f60718"}
+)
+
+// egressCase is a parameter combination of the egress parameters and what
+// its stack must hold.
+type egressCase struct {
+	name     string
+	values   map[string]string
+	mode     string // public, subnets or create
+	nats     int    // create: NAT gateways (and Elastic IPs)
+	endpoint bool   // create: a Secrets Manager interface endpoint
+}
+
+var egressCases = []egressCase{
+	{"public (default)", nil, "public", 0, false},
+	{"public, create-only parameters set", map[string]string{"NatGateways": "2", "SecretsManagerEndpoint": "true"}, "public", 0, false},
+	{"subnets", map[string]string{"EgressMode": "subnets", "SubnetIds": strings.Join(merchantSubnets, ","), "SecurityGroupIds": strings.Join(merchantGroups, ",")}, "subnets", 0, false},
+	{"subnets, create-only parameters set", map[string]string{"EgressMode": "subnets", "SubnetIds": strings.Join(merchantSubnets, ","), "SecurityGroupIds": strings.Join(merchantGroups, ","), "NatGateways": "2", "SecretsManagerEndpoint": "true"}, "subnets", 0, false},
+	{"create, one NAT gateway", map[string]string{"EgressMode": "create"}, "create", 1, false},
+	{"create, two NAT gateways", map[string]string{"EgressMode": "create", "NatGateways": "2"}, "create", 2, false},
+	{"create, Secrets Manager endpoint", map[string]string{"EgressMode": "create", "SecretsManagerEndpoint": "true"}, "create", 1, true},
+	{"create, two NAT gateways and the endpoint", map[string]string{"EgressMode": "create", "NatGateways": "2", "SecretsManagerEndpoint": "true", "VpcCidr": "10.20.0.0/20"}, "create", 2, true},
+}
+
+// architectures: the template's Architecture values and the GOARCH the
+// Makefile must build each with.
+var architectures = []struct{ lambda, goarch string }{
+	{"arm64", "arm64"},
+	{"x86_64", "amd64"},
+}
+
+// TestEgressModes resolves the template for each egress mode: the right
+// resources exist (none of a VPC in public and subnets modes), every
+// function has its VpcConfig in the VPC modes only, EgressIps is an output
+// in create mode only, and the network interface permissions are granted
+// in the VPC modes only.
+func TestEgressModes(t *testing.T) {
+	in := load(t)
+	for _, c := range egressCases {
+		t.Run(c.name, func(t *testing.T) {
+			if err := checkEgressCase(in, c); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	t.Run("subnets mode needs subnets and security groups", func(t *testing.T) {
+		if err := checkEgressRules(in); err != nil {
+			t.Error(err)
+		}
+	})
+}
+
+// TestArchitectures resolves the template for each architecture and runs
+// make for it: the functions' Architectures and the Makefile's GOARCH
+// agree, and arm64 is the default of both.
+func TestArchitectures(t *testing.T) {
+	in := load(t)
+	for _, a := range architectures {
+		t.Run(a.lambda, func(t *testing.T) {
+			if err := checkArchitectureValue(in, a.lambda, a.goarch); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	t.Run("defaults", func(t *testing.T) {
+		if err := checkArchitectureDefaults(in); err != nil {
+			t.Error(err)
+		}
+	})
+}
+
+// resolver evaluates what depends only on parameter values: conditions,
+// Rules, Fn::If, AWS::NoValue and Refs to parameters.
+type resolver struct {
+	params map[string]any // a string, or []any of strings for list types
+	conds  map[string]any
+	memo   map[string]bool
+	err    error
+}
+
+func newResolver(in *input, values map[string]string) (*resolver, error) {
+	r := &resolver{params: map[string]any{}, conds: getMap(in.tpl, "Conditions"), memo: map[string]bool{}}
+	defs := getMap(in.tpl, "Parameters")
+	for name := range values {
+		if _, ok := defs[name]; !ok {
+			return nil, fmt.Errorf("parameter %s is not in the template", name)
+		}
+	}
+	for name, def := range defs {
+		dm, _ := def.(map[string]any)
+		v, ok := values[name]
+		if !ok {
+			d, has := dm["Default"]
+			if !has {
+				return nil, fmt.Errorf("parameter %s has no value and no default", name)
+			}
+			v = fmt.Sprint(d)
+		}
+		items := []string{v}
+		typ, _ := dm["Type"].(string)
+		list := typ == "CommaDelimitedList" || strings.HasPrefix(typ, "List<")
+		if list {
+			items = strings.Split(v, ",")
+		}
+		for i, item := range items {
+			item = strings.TrimSpace(item)
+			items[i] = item
+			if av, ok := dm["AllowedValues"].([]any); ok && !slices.ContainsFunc(av, func(a any) bool { return fmt.Sprint(a) == item }) {
+				return nil, fmt.Errorf("parameter %s=%q not in %v", name, item, av)
+			}
+			if pat, ok := dm["AllowedPattern"].(string); ok {
+				re, err := regexp.Compile(pat)
+				if err != nil {
+					return nil, fmt.Errorf("parameter %s: AllowedPattern: %v", name, err)
+				}
+				if !re.MatchString(item) {
+					return nil, fmt.Errorf("parameter %s=%q does not match %s", name, item, pat)
+				}
+			}
+		}
+		if list {
+			l := make([]any, len(items))
+			for i, x := range items {
+				l[i] = x
+			}
+			r.params[name] = l
+		} else {
+			r.params[name] = v
+		}
+	}
+	return r, nil
+}
+
+func (r *resolver) fail(format string, a ...any) {
+	if r.err == nil {
+		r.err = fmt.Errorf(format, a...)
+	}
+}
+
+func (r *resolver) condition(name string) bool {
+	if v, ok := r.memo[name]; ok {
+		return v
+	}
+	c, ok := r.conds[name]
+	if !ok {
+		r.fail("condition %s is not defined", name)
+		return false
+	}
+	r.memo[name] = false // a cycle resolves false, and fails below
+	v := r.truth(c)
+	r.memo[name] = v
+	return v
+}
+
+// truth evaluates a condition function, or a rule function of Rules.
+func (r *resolver) truth(expr any) bool {
+	m, ok := expr.(map[string]any)
+	if !ok || len(m) != 1 {
+		r.fail("not a condition: %v", expr)
+		return false
+	}
+	for fn, arg := range m {
+		args, _ := arg.([]any)
+		switch fn {
+		case "Condition":
+			s, _ := arg.(string)
+			return r.condition(s)
+		case "Fn::Not":
+			return len(args) == 1 && !r.truth(args[0])
+		case "Fn::And":
+			for _, x := range args {
+				if !r.truth(x) {
+					return false
+				}
+			}
+			return true
+		case "Fn::Or":
+			for _, x := range args {
+				if r.truth(x) {
+					return true
+				}
+			}
+			return false
+		case "Fn::Equals":
+			if len(args) != 2 {
+				r.fail("Fn::Equals %v", args)
+				return false
+			}
+			a, _ := r.value(args[0])
+			b, _ := r.value(args[1])
+			return fmt.Sprint(a) == fmt.Sprint(b)
+		case "Fn::EachMemberEquals":
+			if len(args) != 2 {
+				r.fail("Fn::EachMemberEquals %v", args)
+				return false
+			}
+			members, _ := r.value(args[0])
+			want, _ := r.value(args[1])
+			l, _ := members.([]any)
+			for _, x := range l {
+				if fmt.Sprint(x) != fmt.Sprint(want) {
+					return false
+				}
+			}
+			return true
+		}
+		r.fail("condition function %s is not supported here", fn)
+	}
+	return false
+}
+
+// value resolves v; false means AWS::NoValue.
+func (r *resolver) value(v any) (any, bool) {
+	switch x := v.(type) {
+	case map[string]any:
+		if ifv, ok := fnIf(x); ok {
+			cond, _ := ifv[0].(string)
+			if r.condition(cond) {
+				return r.value(ifv[1])
+			}
+			return r.value(ifv[2])
+		}
+		if name, ok := ref(x); ok {
+			if name == "AWS::NoValue" {
+				return nil, false
+			}
+			if p, ok := r.params[name]; ok {
+				return p, true
+			}
+			return x, true
+		}
+		out := make(map[string]any, len(x))
+		for k, c := range x {
+			if c, ok := r.value(c); ok {
+				out[k] = c
+			}
+		}
+		return out, true
+	case []any:
+		out := make([]any, 0, len(x))
+		for _, c := range x {
+			if c, ok := r.value(c); ok {
+				out = append(out, c)
+			}
+		}
+		return out, true
+	}
+	return v, true
+}
+
+// rules fails on the first Rules assertion the parameters break.
+func (r *resolver) rules(tpl map[string]any) error {
+	for name, rule := range getMap(tpl, "Rules") {
+		rm, _ := rule.(map[string]any)
+		if c, ok := rm["RuleCondition"]; ok && !r.truth(c) {
+			continue
+		}
+		as, _ := rm["Assertions"].([]any)
+		for _, a := range as {
+			am, _ := a.(map[string]any)
+			if !r.truth(am["Assert"]) {
+				return fmt.Errorf("rule %s: %v", name, am["AssertDescription"])
+			}
+		}
+	}
+	return r.err
+}
+
+// resolve returns the template CloudFormation would create for values
+// (WxpaySecretArn filled in when not given): Rules checked, the resources
+// and outputs whose condition is false dropped, everything else resolved.
+// Conditions and Rules are gone; Parameters stay, for their definitions.
+func resolve(in *input, values map[string]string) (*input, error) {
+	v := map[string]string{"WxpaySecretArn": secretARN}
+	maps.Copy(v, values)
+	r, err := newResolver(in, v)
+	if err != nil {
+		return nil, err
+	}
+	if err := r.rules(in.tpl); err != nil {
+		return nil, err
+	}
+	tpl := map[string]any{}
+	for k, x := range in.tpl {
+		switch k {
+		case "Conditions", "Rules", "Globals":
+		case "Resources", "Outputs":
+			kept := map[string]any{}
+			for id, item := range getMap(in.tpl, k) {
+				im, _ := item.(map[string]any)
+				if c, ok := im["Condition"].(string); ok {
+					if !r.condition(c) {
+						continue
+					}
+					im = maps.Clone(im)
+					delete(im, "Condition")
+				}
+				if k == "Resources" && im["Type"] == "AWS::Serverless::Function" {
+					im = maps.Clone(im)
+					im["Properties"] = withGlobals(getMap(im, "Properties"), globalsFn(in))
+				}
+				kept[id], _ = r.value(im)
+			}
+			tpl[k] = kept
+		case "Parameters":
+			tpl[k] = x
+		default:
+			tpl[k], _ = r.value(x)
+		}
+	}
+	if r.err != nil {
+		return nil, r.err
+	}
+	return &input{tpl: tpl, makefile: in.makefile, localEnv: in.localEnv}, nil
+}
+
+// withGlobals merges the Globals' function properties into a function's
+// own, as SAM does: the function's value wins, and two plain mappings (not
+// intrinsic functions) are merged key by key.
+func withGlobals(own, globals map[string]any) map[string]any {
+	out := maps.Clone(own)
+	for k, g := range globals {
+		o, ok := out[k]
+		if !ok {
+			out[k] = g
+			continue
+		}
+		om, oIsMap := o.(map[string]any)
+		gm, gIsMap := g.(map[string]any)
+		if oIsMap && gIsMap && !isIntrinsic(om) && !isIntrinsic(gm) {
+			out[k] = withGlobals(om, gm)
+		}
+	}
+	return out
+}
+
+func isIntrinsic(m map[string]any) bool {
+	if len(m) != 1 {
+		return false
+	}
+	for k := range m {
+		return k == "Ref" || k == "Condition" || strings.HasPrefix(k, "Fn::")
+	}
+	return false
+}
+
+var pseudoParams = []string{"AWS::AccountId", "AWS::NotificationARNs", "AWS::NoValue", "AWS::Partition", "AWS::Region", "AWS::StackId", "AWS::StackName", "AWS::URLSuffix"}
+
+var subNameRE = regexp.MustCompile(`\$\{([A-Za-z0-9:]+)(\.[A-Za-z0-9.]+)?\}`)
+
+// danglingRefs lists what the resolved template's resources and outputs
+// refer to (Ref, GetAtt, Sub, DependsOn) that is neither one of its
+// resources, nor a parameter, nor a pseudo parameter.
+func danglingRefs(rin *input) []string {
+	known := map[string]bool{}
+	for id := range resources(rin) {
+		known[id] = true
+	}
+	for name := range getMap(rin.tpl, "Parameters") {
+		known[name] = true
+	}
+	for _, p := range pseudoParams {
+		known[p] = true
+	}
+	var out []string
+	var walk func(where string, v any)
+	walk = func(where string, v any) {
+		switch x := v.(type) {
+		case map[string]any:
+			if name, ok := ref(x); ok && !known[name] {
+				out = append(out, where+" -> "+name)
+			}
+			if l, ok := x["Fn::GetAtt"].([]any); ok && len(l) == 2 {
+				if name, _ := l[0].(string); !known[name] {
+					out = append(out, where+" -> "+name)
+				}
+			}
+			if s, ok := x["Fn::Sub"].(string); ok {
+				for _, m := range subNameRE.FindAllStringSubmatch(s, -1) {
+					if !known[m[1]] {
+						out = append(out, where+" -> "+m[1])
+					}
+				}
+			}
+			for _, c := range x {
+				walk(where, c)
+			}
+		case []any:
+			for _, c := range x {
+				walk(where, c)
+			}
+		}
+	}
+	for _, section := range []string{"Resources", "Outputs"} {
+		for id, item := range getMap(rin.tpl, section) {
+			walk(section+"."+id, item)
+			deps := getMap(map[string]any{"x": item}, "x")["DependsOn"]
+			for _, d := range append(stringsIn(deps), "") {
+				if d != "" && !known[d] {
+					out = append(out, section+"."+id+" DependsOn "+d)
+				}
+			}
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// checkEgress: the egress parameters, every egress case, and the Rules of
+// subnets mode.
+func checkEgress(in *input) error {
+	var e errs
+	defs := getMap(in.tpl, "Parameters")
+	for _, p := range []struct {
+		name, def string
+		allowed   []string
+	}{
+		{"EgressMode", "public", []string{"public", "subnets", "create"}},
+		{"NatGateways", "1", []string{"1", "2"}},
+		{"SecretsManagerEndpoint", "false", []string{"false", "true"}},
+	} {
+		d := getMap(defs, p.name)
+		var allowed []string
+		for _, a := range stringsOrNumbers(d["AllowedValues"]) {
+			allowed = append(allowed, a)
+		}
+		if fmt.Sprint(d["Default"]) != p.def || !slices.Equal(allowed, p.allowed) {
+			e.add("parameter %s: Default %v, AllowedValues %v; want %s and %v", p.name, d["Default"], d["AllowedValues"], p.def, p.allowed)
+		}
+	}
+	for _, p := range []string{"SubnetIds", "SecurityGroupIds"} {
+		if d := getMap(defs, p); d["Type"] != "CommaDelimitedList" || d["Default"] != "" {
+			e.add("parameter %s: Type %v, Default %v; want CommaDelimitedList, '' (needed in subnets mode only)", p, d["Type"], d["Default"])
+		}
+	}
+	for _, c := range egressCases {
+		if err := checkEgressCase(in, c); err != nil {
+			e.add("%s: %w", c.name, err)
+		}
+	}
+	if err := checkEgressRules(in); err != nil {
+		e.add("%w", err)
+	}
+	return e.err()
+}
+
+func stringsOrNumbers(v any) []string {
+	l, _ := v.([]any)
+	out := make([]string, len(l))
+	for i, x := range l {
+		out[i] = fmt.Sprint(x)
+	}
+	return out
+}
+
+// checkEgressRules: subnets mode without subnets or security groups is
+// refused before anything is created.
+func checkEgressRules(in *input) error {
+	var e errs
+	for _, missing := range []string{"SubnetIds", "SecurityGroupIds"} {
+		v := map[string]string{"EgressMode": "subnets", "SubnetIds": strings.Join(merchantSubnets, ","), "SecurityGroupIds": strings.Join(merchantGroups, ",")}
+		delete(v, missing)
+		if _, err := resolve(in, v); err == nil {
+			e.add("EgressMode subnets without %s: the template's Rules accept it", missing)
+		}
+	}
+	return e.err()
+}
+
+func checkEgressCase(in *input, c egressCase) error {
+	rin, err := resolve(in, c.values)
+	if err != nil {
+		return err
+	}
+	var e errs
+	if d := danglingRefs(rin); len(d) > 0 {
+		e.add("references to what this mode does not create: %v", d)
+	}
+	var network []string
+	for id, r := range resources(rin) {
+		if typ, _ := getMap(map[string]any{"r": r}, "r")["Type"].(string); strings.HasPrefix(typ, "AWS::EC2::") {
+			network = append(network, id)
+		}
+	}
+	slices.Sort(network)
+	outputs := getMap(rin.tpl, "Outputs")
+	vpc := c.mode != "public"
+
+	for _, f := range contract {
+		vc, has := fnProp(rin, f.ID, "VpcConfig").(map[string]any)
+		switch c.mode {
+		case "public":
+			if has || fnProp(rin, f.ID, "VpcConfig") != nil {
+				e.add("%s: VpcConfig %v in public mode", f.ID, fnProp(rin, f.ID, "VpcConfig"))
+			}
+		case "subnets":
+			want := map[string]any{"SubnetIds": anys(merchantSubnets), "SecurityGroupIds": anys(merchantGroups), "Ipv6AllowedForDualStack": false}
+			if !reflect.DeepEqual(vc, want) {
+				e.add("%s: VpcConfig %v, want %v (the merchant's subnets and groups, IPv4)", f.ID, vc, want)
+			}
+		case "create":
+			if vc == nil || vc["Ipv6AllowedForDualStack"] != false {
+				e.add("%s: VpcConfig %v, want the stack's private subnets and security group, IPv4", f.ID, vc)
+			}
+		}
+		// The network interface permissions: in the VPC modes only.
+		roleID, _ := getAtt(fnProp(rin, f.ID, "Role"), "Arn")
+		var ec2 []string
+		for _, st := range roleStatements(props(rin, roleID)) {
+			for _, a := range stringsIn(st.body["Action"]) {
+				if strings.HasPrefix(a, "ec2:") {
+					ec2 = append(ec2, a)
+				}
+			}
+		}
+		slices.Sort(ec2)
+		var want []string
+		if vpc {
+			want = slices.Sorted(slices.Values(append(slices.Clone(eniActions), describeActions...)))
+		}
+		if !slices.Equal(ec2, want) {
+			e.add("%s: EC2 actions %v in %s mode, want %v", roleID, ec2, c.mode, want)
+		}
+	}
+
+	if c.mode != "create" {
+		if len(network) > 0 {
+			e.add("network resources %v in %s mode: only create mode builds a network", network, c.mode)
+		}
+		for _, o := range []string{"EgressIps", "VpcId"} {
+			if _, ok := outputs[o]; ok {
+				e.add("output %s in %s mode: create mode's only", o, c.mode)
+			}
+		}
+		return e.err()
+	}
+	if err := checkCreatedNetwork(rin, c); err != nil {
+		e.add("%w", err)
+	}
+	return e.err()
+}
+
+func anys(s []string) []any {
+	out := make([]any, len(s))
+	for i, x := range s {
+		out[i] = x
+	}
+	return out
+}
+
+// refList returns the names of a list of Refs.
+func refList(v any) []string {
+	l, _ := v.([]any)
+	var out []string
+	for _, x := range l {
+		if name, ok := ref(x); ok {
+			out = append(out, name)
+		}
+	}
+	return out
+}
+
+// checkCreatedNetwork: create mode's VPC, in two Availability Zones: the
+// functions in private subnets whose default route is a NAT gateway (one
+// each with two), every NAT gateway with its own Elastic IP in a subnet
+// routed to the internet gateway, DynamoDB and S3 gateway endpoints on the
+// functions' route tables, a Secrets Manager interface endpoint when asked
+// for, outbound HTTPS only, IPv4 only, and EgressIps naming every Elastic
+// IP.
+func checkCreatedNetwork(rin *input, c egressCase) error {
+	var e errs
+	one := func(typ string) string {
+		ids := rin.ofType(typ)
+		if len(ids) != 1 {
+			e.add("want one %s, got %v", typ, ids)
+			return ""
+		}
+		return ids[0]
+	}
+	vpc := one("AWS::EC2::VPC")
+	igw := one("AWS::EC2::InternetGateway")
+	if vp := props(rin, vpc); !isTrue(vp["EnableDnsSupport"]) || !isTrue(vp["EnableDnsHostnames"]) {
+		e.add("%s: EnableDnsSupport and EnableDnsHostnames must be on (interface endpoints' private DNS)", vpc)
+	}
+	for _, typ := range []string{"AWS::EC2::VPCCidrBlock", "AWS::EC2::EgressOnlyInternetGateway"} {
+		if ids := rin.ofType(typ); len(ids) > 0 {
+			e.add("%s %v: egress is IPv4 only (WeChat's allowlist takes IPv4)", typ, ids)
+		}
+	}
+	subnetAZ := map[string]string{}
+	for _, s := range rin.ofType("AWS::EC2::Subnet") {
+		sp := props(rin, s)
+		if !isRef(sp["VpcId"], vpc) {
+			e.add("%s: VpcId %v", s, sp["VpcId"])
+		}
+		if _, ok := sp["Ipv6CidrBlock"]; ok || isTrue(sp["AssignIpv6AddressOnCreation"]) {
+			e.add("%s: IPv6", s)
+		}
+		subnetAZ[s] = fmt.Sprint(sp["AvailabilityZone"])
+	}
+	tableOf := map[string]string{}
+	for _, a := range rin.ofType("AWS::EC2::SubnetRouteTableAssociation") {
+		ap := props(rin, a)
+		s, _ := ref(ap["SubnetId"])
+		t, _ := ref(ap["RouteTableId"])
+		tableOf[s] = t
+	}
+	defaultRoute := map[string]map[string]any{}
+	for _, r := range rin.ofType("AWS::EC2::Route") {
+		rp := props(rin, r)
+		if rp["DestinationCidrBlock"] == "0.0.0.0/0" {
+			t, _ := ref(rp["RouteTableId"])
+			defaultRoute[t] = rp
+		}
+	}
+
+	nats, eips := rin.ofType("AWS::EC2::NatGateway"), rin.ofType("AWS::EC2::EIP")
+	if len(nats) != c.nats || len(eips) != c.nats {
+		e.add("NAT gateways %v and Elastic IPs %v, want %d of each", nats, eips, c.nats)
+	}
+	var natEIPs []string
+	natAZ := map[string]string{}
+	for _, n := range nats {
+		np := props(rin, n)
+		eip, ok := getAtt(np["AllocationId"], "AllocationId")
+		if !ok || !slices.Contains(eips, eip) {
+			e.add("%s: AllocationId %v, want !GetAtt <an Elastic IP>.AllocationId", n, np["AllocationId"])
+		}
+		natEIPs = append(natEIPs, eip)
+		if ct, ok := np["ConnectivityType"]; ok && ct != "public" {
+			e.add("%s: ConnectivityType %v", n, ct)
+		}
+		s, _ := ref(np["SubnetId"])
+		natAZ[n] = subnetAZ[s]
+		if !isRef(defaultRoute[tableOf[s]]["GatewayId"], igw) {
+			e.add("%s: its subnet %s is not routed to the internet gateway", n, s)
+		}
+	}
+	slices.Sort(natEIPs)
+	if !slices.Equal(slices.Compact(natEIPs), eips) {
+		e.add("Elastic IPs %v, used by NAT gateways %v: one each", eips, natEIPs)
+	}
+	for _, eip := range eips {
+		if d := props(rin, eip)["Domain"]; d != "vpc" {
+			e.add("%s: Domain %v, want vpc", eip, d)
+		}
+	}
+
+	// The functions' subnets and security group, the same for all four.
+	vc := getMap(map[string]any{"v": fnProp(rin, "SendFunction", "VpcConfig")}, "v")
+	fnSubnets, fnGroups := refList(vc["SubnetIds"]), refList(vc["SecurityGroupIds"])
+	for _, f := range contract {
+		if !reflect.DeepEqual(fnProp(rin, f.ID, "VpcConfig"), fnProp(rin, "SendFunction", "VpcConfig")) {
+			e.add("%s: VpcConfig differs from SendFunction's", f.ID)
+		}
+	}
+	azs := map[string]bool{}
+	usedNATs := map[string]bool{}
+	var fnTables []string
+	for _, s := range fnSubnets {
+		if props(rin, s)["Type"] != nil || resource(rin, s)["Type"] != "AWS::EC2::Subnet" {
+			e.add("functions' subnet %s is not a subnet of the stack", s)
+			continue
+		}
+		if isTrue(props(rin, s)["MapPublicIpOnLaunch"]) {
+			e.add("%s: the functions' subnet maps public IPs", s)
+		}
+		azs[subnetAZ[s]] = true
+		t := tableOf[s]
+		fnTables = append(fnTables, t)
+		nat, _ := ref(defaultRoute[t]["NatGatewayId"])
+		if !slices.Contains(nats, nat) {
+			e.add("%s: default route %v, want a NAT gateway", s, defaultRoute[t])
+			continue
+		}
+		usedNATs[nat] = true
+		if c.nats > 1 && natAZ[nat] != subnetAZ[s] {
+			e.add("%s: routed to %s in another Availability Zone, with a NAT gateway in each", s, nat)
+		}
+	}
+	if len(fnSubnets) != 2 || len(azs) != 2 {
+		e.add("functions' subnets %v, want two in two Availability Zones", fnSubnets)
+	}
+	if len(usedNATs) != len(nats) {
+		e.add("the functions' subnets use NAT gateways %v, want all of %v", slices.Sorted(maps.Keys(usedNATs)), nats)
+	}
+	slices.Sort(fnTables)
+
+	endpoints := map[string]map[string]any{}
+	for _, id := range rin.ofType("AWS::EC2::VPCEndpoint") {
+		ep := props(rin, id)
+		sub, _ := getMap(ep, "ServiceName")["Fn::Sub"].(string)
+		svc, ok := strings.CutPrefix(sub, "com.amazonaws.${AWS::Region}.")
+		if !ok {
+			e.add("%s: ServiceName %v, want !Sub com.amazonaws.${AWS::Region}.<service>", id, ep["ServiceName"])
+			continue
+		}
+		endpoints[svc] = ep
+	}
+	want := []string{"dynamodb", "s3"}
+	if c.endpoint {
+		want = append(want, "secretsmanager")
+	}
+	if got := slices.Sorted(maps.Keys(endpoints)); !slices.Equal(got, want) {
+		e.add("VPC endpoints for %v, want %v", got, want)
+	}
+	for _, svc := range []string{"dynamodb", "s3"} {
+		ep := endpoints[svc]
+		tables := refList(ep["RouteTableIds"])
+		slices.Sort(tables)
+		if ep["VpcEndpointType"] != "Gateway" || !slices.Equal(tables, fnTables) {
+			e.add("%s endpoint: type %v on route tables %v, want a gateway endpoint on the functions' %v", svc, ep["VpcEndpointType"], tables, fnTables)
+		}
+	}
+	if ep, ok := endpoints["secretsmanager"]; ok {
+		subnets := refList(ep["SubnetIds"])
+		if ep["VpcEndpointType"] != "Interface" || !isTrue(ep["PrivateDnsEnabled"]) || !slices.Equal(slices.Sorted(slices.Values(subnets)), slices.Sorted(slices.Values(fnSubnets))) {
+			e.add("secretsmanager endpoint %v: want an interface endpoint with private DNS in the functions' subnets", ep)
+		}
+	}
+
+	if len(fnGroups) != 1 || resource(rin, fnGroups[0])["Type"] != "AWS::EC2::SecurityGroup" {
+		e.add("functions' security groups %v, want the stack's one", fnGroups)
+	} else {
+		sg := props(rin, fnGroups[0])
+		if in, ok := sg["SecurityGroupIngress"]; ok {
+			e.add("%s: inbound rules %v", fnGroups[0], in)
+		}
+		rules, _ := sg["SecurityGroupEgress"].([]any)
+		var got []string
+		for _, r := range rules {
+			rm, _ := r.(map[string]any)
+			got = append(got, fmt.Sprintf("%v %v-%v to %v %v %v %v", rm["IpProtocol"], rm["FromPort"], rm["ToPort"], rm["CidrIp"], rm["CidrIpv6"], rm["DestinationPrefixListId"], rm["DestinationSecurityGroupId"]))
+		}
+		if !slices.Equal(got, []string{"tcp 443-443 to 0.0.0.0/0 <nil> <nil> <nil>"}) {
+			e.add("%s: egress %v, want only tcp 443 to 0.0.0.0/0", fnGroups[0], got)
+		}
+	}
+
+	// EgressIps: the PublicIp of every Elastic IP, and nothing else.
+	out := getMap(getMap(rin.tpl, "Outputs"), "EgressIps")
+	var ips []string
+	var walk func(v any)
+	walk = func(v any) {
+		switch x := v.(type) {
+		case map[string]any:
+			if name, ok := getAtt(x, "PublicIp"); ok {
+				ips = append(ips, name)
+			}
+			for _, c := range x {
+				walk(c)
+			}
+		case []any:
+			for _, c := range x {
+				walk(c)
+			}
+		}
+	}
+	walk(out["Value"])
+	slices.Sort(ips)
+	if len(eips) == 0 || !slices.Equal(ips, eips) {
+		e.add("output EgressIps %v, want the PublicIp of each of %v", out["Value"], eips)
+	}
+	if _, ok := getMap(rin.tpl, "Outputs")["VpcId"]; !ok {
+		e.add("no output VpcId")
+	}
+	return e.err()
+}
+
+// checkArchitecture: the Architecture parameter and, for each value, the
+// functions' Architectures and the Makefile's GOARCH.
+func checkArchitecture(in *input) error {
+	var e errs
+	if err := checkArchitectureDefaults(in); err != nil {
+		e.add("%w", err)
+	}
+	for _, a := range architectures {
+		if err := checkArchitectureValue(in, a.lambda, a.goarch); err != nil {
+			e.add("%s: %w", a.lambda, err)
+		}
+	}
+	return e.err()
+}
+
+func checkArchitectureDefaults(in *input) error {
+	var e errs
+	d := getMap(getMap(in.tpl, "Parameters"), "Architecture")
+	if d["Default"] != "arm64" || !slices.Equal(stringsOrNumbers(d["AllowedValues"]), []string{"arm64", "x86_64"}) {
+		e.add("parameter Architecture: Default %v, AllowedValues %v; want arm64 and [arm64 x86_64]", d["Default"], d["AllowedValues"])
+	}
+	for _, f := range contract {
+		if err := makeBuildsFor(in.makefile, f, "arm64"); err != nil {
+			e.add("make without ARCH: %w", err)
+		}
+	}
+	return e.err()
+}
+
+func checkArchitectureValue(in *input, lambda, goarch string) error {
+	var e errs
+	rin, err := resolve(in, map[string]string{"Architecture": lambda})
+	if err != nil {
+		return err
+	}
+	for _, f := range contract {
+		if v := fnProp(rin, f.ID, "Architectures"); !reflect.DeepEqual(v, []any{lambda}) {
+			e.add("%s: Architectures %v, want [%s]", f.ID, v, lambda)
+		}
+		if err := makeBuildsFor(in.makefile, f, goarch, "ARCH="+lambda); err != nil {
+			e.add("make ARCH=%s: %w", lambda, err)
+		}
+	}
+	return e.err()
+}
+
+// makeBuildsFor runs `make -n build-<ID>` over makefile (the text, on
+// stdin) with vars and checks that it builds f's package for linux/goarch.
+func makeBuildsFor(makefile string, f struct {
+	ID     string
+	Dir    string
+	Method string
+	Path   string
+	Queue  bool
+	Ledger []string
+}, goarch string, vars ...string) error {
+	out, err := makeDryRun(makefile, "build-"+f.ID, vars...)
+	if err != nil {
+		return err
+	}
+	var builds []string
+	for _, line := range strings.Split(out, "\n") {
+		if strings.Contains(line, " go build ") {
+			builds = append(builds, line)
+		}
+	}
+	if len(builds) != 1 {
+		return fmt.Errorf("build-%s runs %d go builds, want 1:\n%s", f.ID, len(builds), out)
+	}
+	for _, need := range []string{"CGO_ENABLED=0", "GOOS=linux", "GOARCH=" + goarch + " ", "./functions/" + f.Dir} {
+		if !strings.Contains(builds[0], need) {
+			return fmt.Errorf("build-%s: %q does not contain %q", f.ID, builds[0], need)
+		}
+	}
+	return nil
+}
+
+// makeDryRun prints what make would run for target, with the Makefile
+// given as text, from the repository root, in an environment without the
+// caller's ARCH, GOARCH or make flags.
+func makeDryRun(makefile, target string, vars ...string) (string, error) {
+	args := append([]string{"-f", "-", "-n", "--no-print-directory", target, "ARTIFACTS_DIR=/artifacts"}, vars...)
+	cmd := exec.Command("make", args...)
+	cmd.Dir = ".."
+	cmd.Stdin = strings.NewReader(makefile)
+	for _, kv := range os.Environ() {
+		k, _, _ := strings.Cut(kv, "=")
+		if !slices.Contains([]string{"ARCH", "GOARCH", "MAKEFLAGS", "MFLAGS", "MAKELEVEL", "MAKEFILES"}, k) {
+			cmd.Env = append(cmd.Env, kv)
+		}
+	}
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return "", fmt.Errorf("make %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return string(out), nil
+}
+
+// servicePrincipalRE matches a service principal (lambda.amazonaws.com),
+// the one place a template may spell the domain: aws-cn uses the same.
+var servicePrincipalRE = regexp.MustCompile(`^[a-z0-9-]+\.amazonaws\.com$`)
+
+// checkPartition: nothing in Globals, Resources or Outputs names a
+// partition or the amazonaws.com domain (ARNs use ${AWS::Partition}, URLs
+// ${AWS::URLSuffix}), pseudo parameters only inside Fn::Sub, and the API is
+// regional: the China regions have no edge-optimized endpoints.
+func checkPartition(in *input) error {
+	var e errs
+	var walk func(where string, v any, inSub bool)
+	walk = func(where string, v any, inSub bool) {
+		switch x := v.(type) {
+		case string:
+			if strings.Contains(x, "arn:aws") {
+				e.add("%s: %q names a partition; use arn:${AWS::Partition}", where, x)
+			}
+			if strings.Contains(x, "amazonaws.com") && !servicePrincipalRE.MatchString(x) {
+				e.add("%s: %q names the domain; use ${AWS::URLSuffix}", where, x)
+			}
+			if strings.Contains(x, "${") && !inSub {
+				e.add("%s: %q outside Fn::Sub", where, x)
+			}
+			if strings.HasPrefix(x, "arn:") && !strings.HasPrefix(x, "arn:${AWS::Partition}:") {
+				e.add("%s: ARN %q, want arn:${AWS::Partition}:...", where, x)
+			}
+		case map[string]any:
+			for k, c := range x {
+				walk(where, c, inSub || k == "Fn::Sub")
+			}
+		case []any:
+			for _, c := range x {
+				walk(where, c, inSub)
+			}
+		}
+	}
+	for _, section := range []string{"Globals", "Resources", "Outputs"} {
+		for id, v := range getMap(in.tpl, section) {
+			walk(section+"."+id, v, false)
+		}
+	}
+	for _, api := range in.ofType("AWS::Serverless::Api") {
+		if t := getMap(props(in, api), "EndpointConfiguration")["Type"]; t != "REGIONAL" {
+			e.add("%s: EndpointConfiguration.Type %v, want REGIONAL (no edge-optimized endpoints in the China regions)", api, t)
 		}
 	}
 	return e.err()
