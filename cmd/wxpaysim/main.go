@@ -14,8 +14,13 @@
 //
 //	go run ./cmd/wxpaysim [-addr 127.0.0.1:8443] [-backup-addr 127.0.0.1:8444]
 //	    [-dir .local] [-mch-id 1900000109] [-balance fen] [-rps n]
+//	    [-caller-ips 203.0.113.10,203.0.113.11]
 //	    [-hosts host.docker.internal] [-secrets-addr 127.0.0.1:4566]
 //	    [-secret-id wxpay/local] [-fresh] [-v]
+//
+// -caller-ips sets the merchant's caller-IP allowlist (调用IP地址): requests
+// from any other address answer NO_AUTH, as WeChat does. Without it every
+// address may call.
 //
 // It runs until SIGINT or SIGTERM.
 package main
@@ -27,6 +32,7 @@ import (
 	"fmt"
 	"io"
 	"log"
+	"net/netip"
 	"os"
 	"os/signal"
 	"strings"
@@ -64,6 +70,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	mchID := fs.String("mch-id", wxpaytest.DefaultMchID, "the simulated merchant's mch_id")
 	balance := fs.Int64("balance", wxpaytest.DefaultBalance, "the merchant's balance in `fen`")
 	rps := fs.Int("rps", 0, "requests per second before FREQ_LIMIT (0: no limit)")
+	callerIPs := fs.String("caller-ips", "", "the merchant's caller-IP allowlist (调用IP地址): comma-separated `addresses`; others answer NO_AUTH (empty: any address)")
 	hosts := fs.String("hosts", "", "extra comma-separated `names` for the server certificate (e.g. host.docker.internal)")
 	secretsAddr := fs.String("secrets-addr", "", "`address` of a fake Secrets Manager endpoint serving the secret; empty for none")
 	secretID := fs.String("secret-id", "wxpay/local", "`name` of the secret the fake Secrets Manager holds")
@@ -83,12 +90,18 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		fmt.Fprintln(fs.Output(), "wxpaysim: -balance and -rps must not be negative")
 		return errUsage
 	}
+	allowlist, err := parseCallerIPs(*callerIPs)
+	if err != nil {
+		fmt.Fprintf(fs.Output(), "wxpaysim: -caller-ips: %v\n", err)
+		return errUsage
+	}
 
 	cfg := wxpaytest.Config{
 		MchID:      *mchID,
 		Addr:       *addr,
 		BackupAddr: *backupAddr,
 		Limits:     wxpaytest.Limits{RequestsPerSecond: *rps},
+		CallerIPs:  allowlist,
 	}
 	for _, h := range strings.Split(*hosts, ",") {
 		if h = strings.TrimSpace(h); h != "" {
@@ -138,6 +151,9 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	if sm != nil {
 		fmt.Fprintf(out, "  secrets   %s (secret %s)\n", sm.URL(), *secretID)
 	}
+	if len(allowlist) > 0 {
+		fmt.Fprintf(out, "  callers   %s (调用IP地址: any other address answers NO_AUTH)\n", joinAddrs(allowlist))
+	}
 	fmt.Fprintf(out, "\nSet:\n")
 	for _, line := range files.EnvLines {
 		fmt.Fprintf(out, "export %s\n", line)
@@ -177,4 +193,32 @@ func reusable(dir, mchID string) (*wxpaytest.Config, bool) {
 		return nil, false
 	}
 	return saved, true
+}
+
+// parseCallerIPs reads -caller-ips: comma-separated addresses, at most as
+// many as the merchant platform takes.
+func parseCallerIPs(list string) ([]netip.Addr, error) {
+	var ips []netip.Addr
+	for _, f := range strings.Split(list, ",") {
+		if f = strings.TrimSpace(f); f == "" {
+			continue
+		}
+		ip, err := netip.ParseAddr(f)
+		if err != nil {
+			return nil, err
+		}
+		ips = append(ips, ip.Unmap())
+	}
+	if len(ips) > wxpaytest.MaxCallerIPs {
+		return nil, fmt.Errorf("%d addresses, the merchant platform takes at most %d", len(ips), wxpaytest.MaxCallerIPs)
+	}
+	return ips, nil
+}
+
+func joinAddrs(ips []netip.Addr) string {
+	s := make([]string, len(ips))
+	for i, ip := range ips {
+		s[i] = ip.String()
+	}
+	return strings.Join(s, ", ")
 }

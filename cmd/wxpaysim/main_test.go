@@ -217,11 +217,51 @@ func TestRunFresh(t *testing.T) {
 	}
 }
 
+// TestRunCallerIPs: with -caller-ips, a client from another address is
+// refused NO_AUTH with WeChat's text and nothing is paid; the functions'
+// clients connect from 127.0.0.1.
+func TestRunCallerIPs(t *testing.T) {
+	dir := t.TempDir()
+	out, stop := startRun(t, "-addr", "127.0.0.1:0", "-dir", dir, "-caller-ips", "127.0.0.2, 203.0.113.7")
+	if !strings.Contains(out, "callers   127.0.0.2, 203.0.113.7 (") {
+		t.Errorf("output does not show the allowlist:\n%s", out)
+	}
+	secret, err := os.ReadFile(filepath.Join(dir, "secret.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	creds, err := credstore.ParseSecret(secret, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	caPEM, _ := os.ReadFile(exported(t, out, "SSL_CERT_FILE"))
+	roots := x509.NewCertPool()
+	roots.AppendCertsFromPEM(caPEM)
+	c, err := wxpay.NewClient(wxpay.Config{Credentials: creds, BaseURL: exported(t, out, "WXPAY_BASE_URL"), RootCAs: roots,
+		Sleep: func(context.Context, time.Duration) error { return nil }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.CloseIdleConnections()
+	req := &wxpay.SendRequest{MchBillno: "SIMIP1", WxAppID: "wx8888888888888888", SendName: "测试", ReOpenID: "openid",
+		TotalAmount: 100, TotalNum: 1, Wishing: "w", ClientIP: "127.0.0.1", ActName: "a", Remark: "r"}
+	_, err = c.SendRedpack(context.Background(), req)
+	var e *wxpay.Error
+	if !errors.As(err, &e) || e.Code != "NO_AUTH" || e.Message != "IP地址非你在商户平台设置的可用IP地址" {
+		t.Errorf("send from 127.0.0.1: %v, want NO_AUTH with WeChat's text", err)
+	}
+	if final := stop(); !strings.Contains(final, "stopping after 1 requests, 0 red packets paid") {
+		t.Errorf("final output:\n%s", final)
+	}
+}
+
 func TestRunBadArguments(t *testing.T) {
 	for _, args := range [][]string{
 		{"-nope"},
 		{"-balance", "-1"},
 		{"extra"},
+		{"-caller-ips", "not-an-address"},
+		{"-caller-ips", "10.0.0.1,10.0.0.2,10.0.0.3,10.0.0.4,10.0.0.5,10.0.0.6,10.0.0.7,10.0.0.8,10.0.0.9,10.0.0.10,10.0.0.11"},
 	} {
 		if err := run(context.Background(), args, io.Discard); !errors.Is(err, errUsage) {
 			t.Errorf("%q: %v", args, err)

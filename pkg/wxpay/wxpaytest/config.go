@@ -2,6 +2,7 @@ package wxpaytest
 
 import (
 	"io"
+	"net/netip"
 	"sync"
 	"time"
 )
@@ -44,6 +45,11 @@ type Config struct {
 	// Logf, when set, receives one line per request. Nil (the default)
 	// keeps the handler silent.
 	Logf func(format string, args ...any)
+	// CallerIPs is the merchant's caller-IP allowlist (调用IP地址 in the
+	// merchant platform, at most MaxCallerIPs addresses): a request from
+	// another remote address answers NO_AUTH with NoAuthCallerIP and
+	// moves no money. Empty (the default) lets every address call.
+	CallerIPs []netip.Addr
 
 	// ServerCA signs the server certificate; a new CA when nil.
 	ServerCA *CA

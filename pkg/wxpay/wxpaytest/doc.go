@@ -27,6 +27,10 @@
 //     moves no money; other parameters answer FATAL_ERROR. A refused
 //     request (NOTENOUGH, a limit, FREQ_LIMIT, ...) records nothing, so a
 //     later try of its billno may pay, as WeChat treats those refusals.
+//   - The merchant's caller-IP allowlist (Config.CallerIPs, SetCallerIPs;
+//     调用IP地址 in the merchant platform): when set, a request from any
+//     other remote address answers NO_AUTH, "IP地址非你在商户平台设置的可用IP地址"
+//     (NoAuthCallerIP), and moves no money. None is set by default.
 //   - Limits: balance (NOTENOUGH), amount per red packet (MONEY_LIMIT),
 //     per-user daily count and amount (SENDNUM_LIMIT, RCVDAMOUNT_LIMIT),
 //     merchant daily amount (SENDAMOUNT_LIMIT), requests per second
@@ -42,7 +46,8 @@
 //
 // Checks run in this order: gateway certificate, fault queue, XML, mch_id
 // and certificate (CA_ERROR), known fields and signature (SIGN_ERROR),
-// request rate (FREQ_LIMIT), parameters (PARAM_ERROR), then the ledger:
+// caller IP (NO_AUTH), request rate (FREQ_LIMIT), parameters
+// (PARAM_ERROR), then the ledger:
 // repeat or conflict, MONEY_LIMIT, SENDNUM_LIMIT, RCVDAMOUNT_LIMIT,
 // SENDAMOUNT_LIMIT, NOTENOUGH.
 //

@@ -120,7 +120,7 @@ func (s *Server) handle(w http.ResponseWriter, r *http.Request, backup bool) {
 		}
 	}
 	if ans == nil {
-		ans = s.process(ep, params, leaf, faulted && fault.Kind == FaultProcessingAfterPay)
+		ans = s.process(ep, params, leaf, remoteAddr(r), faulted && fault.Kind == FaultProcessingAfterPay)
 	}
 	if faulted && fault.Kind != FaultNone {
 		s.spoil(w, r, ep, fault, params, ans)
@@ -270,8 +270,9 @@ func (s *Server) wait(ctx context.Context, d time.Duration) bool {
 
 // process answers a readable request as WeChat's service does: the
 // certificate against mch_id, the fields the API knows, the signature, the
-// request rate, the parameters, then the business.
-func (s *Server) process(ep *endpoint, p wxpay.Params, leaf *x509.Certificate, pending bool) *answer {
+// caller's address against the merchant's allowlist, the request rate, the
+// parameters, then the business.
+func (s *Server) process(ep *endpoint, p wxpay.Params, leaf *x509.Certificate, remote netip.Addr, pending bool) *answer {
 	query := ep.kind == kindQuery
 	mchID := p["mch_id"]
 	if mchID == "" {
@@ -301,6 +302,9 @@ func (s *Server) process(ep *endpoint, p wxpay.Params, leaf *x509.Certificate, p
 	}
 	if !wxpay.VerifySign(p, apiKey) {
 		return failure("SIGN_ERROR", "", p, query)
+	}
+	if !s.callerAllowed(remote) {
+		return failure("NO_AUTH", NoAuthCallerIP, p, query)
 	}
 	if !s.allowRequest() {
 		return failure("FREQ_LIMIT", "", p, query)

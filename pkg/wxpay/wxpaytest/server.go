@@ -10,6 +10,7 @@ import (
 	"log"
 	"net"
 	"net/http"
+	"net/netip"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -54,6 +55,7 @@ type Server struct {
 	days         map[string]*dayStats
 	rateSecond   int64
 	rateCount    int
+	callerIPs    []netip.Addr
 	nextFaults   []Fault
 	billnoFaults map[string][]Fault
 
@@ -104,6 +106,10 @@ func Start(cfg Config) (*Server, error) {
 	if cfg.Addr == "" {
 		cfg.Addr = "127.0.0.1:0"
 	}
+	callerIPs, err := callerIPList(cfg.CallerIPs)
+	if err != nil {
+		return nil, err
+	}
 	now := cfg.Now
 	if now == nil {
 		now = time.Now
@@ -112,7 +118,6 @@ func Start(cfg Config) (*Server, error) {
 	if rnd == nil {
 		rnd = rand.Reader
 	}
-	var err error
 	serverCA := cfg.ServerCA
 	if serverCA == nil {
 		if serverCA, err = NewCA("wxpaytest WeChat Pay Server CA"); err != nil {
@@ -161,6 +166,7 @@ func Start(cfg Config) (*Server, error) {
 		payments:     map[string]int{},
 		days:         map[string]*dayStats{},
 		billnoFaults: map[string][]Fault{},
+		callerIPs:    callerIPs,
 		byPath:       map[string]int{},
 		byBillno:     map[string]int{},
 		done:         make(chan struct{}),
