@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -36,6 +37,33 @@ const (
 	attrPackage    = "package"
 	attrJSAPI      = "jsapi"
 	attrStatus     = "status"
+	attrReason     = "reason"
+	attrRefundTime = "refund_time"
+	attrRefundAmt  = "refund_amount"
+	attrChecked    = "checked_at"
+)
+
+// The reconciler's index (Store.Due): a global secondary index named
+// DueIndex, HASH due (S), RANGE next_check_at (S), projecting all
+// attributes. It is sparse: an item is in it only while it has a next
+// check, with due set to its mch_id (one index partition per merchant);
+// the writes that take the next check away (a final state) remove both
+// attributes. TableInput creates it; the template's LedgerTable declares
+// the same:
+//
+//	AttributeDefinitions:
+//	  - {AttributeName: due, AttributeType: S}
+//	  - {AttributeName: next_check_at, AttributeType: S}
+//	GlobalSecondaryIndexes:
+//	  - IndexName: due
+//	    KeySchema:
+//	      - {AttributeName: due, KeyType: HASH}
+//	      - {AttributeName: next_check_at, KeyType: RANGE}
+//	    Projection: {ProjectionType: ALL}
+const (
+	DueIndex      = "due"
+	AttrDue       = "due"
+	AttrNextCheck = "next_check_at"
 )
 
 // timeLayout is how times are stored: UTC to the millisecond, fixed width,
@@ -47,11 +75,13 @@ type DynamoDBAPI interface {
 	GetItem(ctx context.Context, in *dynamodb.GetItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.GetItemOutput, error)
 	PutItem(ctx context.Context, in *dynamodb.PutItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.PutItemOutput, error)
 	UpdateItem(ctx context.Context, in *dynamodb.UpdateItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.UpdateItemOutput, error)
+	Query(ctx context.Context, in *dynamodb.QueryInput, optFns ...func(*dynamodb.Options)) (*dynamodb.QueryOutput, error)
 }
 
 // DynamoDB is a Store in a DynamoDB table. Each method is one request:
-// Get a strongly consistent GetItem, Create a conditional PutItem, and
-// Acquire, Settle and Observe conditional UpdateItems.
+// Get a strongly consistent GetItem, Create a conditional PutItem,
+// Acquire, Settle, Observe and Reconcile conditional UpdateItems, and Due
+// a Query of the index DueIndex.
 type DynamoDB struct {
 	client DynamoDBAPI
 	table  string
@@ -122,6 +152,7 @@ func (d *DynamoDB) Acquire(ctx context.Context, k Key, l Lease) (*Item, error) {
 		Set(expression.Name(attrUpdated), expression.Value(formatTime(now))).
 		Set(expression.Name(attrLeaseOwner), expression.Value(l.Owner)).
 		Set(expression.Name(attrLeaseUntil), expression.Value(formatTime(l.Until)))
+	upd = setNextCheck(upd, k, checkAfterLease(l.Until))
 	cond := expression.And(
 		// Never a new red packet: only an item Create recorded.
 		expression.Name(HashKey).AttributeExists(),
@@ -155,6 +186,7 @@ func (d *DynamoDB) Settle(ctx context.Context, k Key, s Settlement) error {
 		Add(expression.Name(attrSettled), expression.Value(1)).
 		Remove(expression.Name(attrLeaseOwner)).
 		Remove(expression.Name(attrLeaseUntil))
+	upd = setNextCheck(upd, k, FirstCheck(s.State, s.Now))
 	upd = setOrRemove(upd, attrSendListID, s.SendListID)
 	upd = setOrRemove(upd, attrErrCode, s.ErrCode)
 	upd = setOrRemove(upd, attrErrCodeDes, s.ErrCodeDes)
@@ -187,6 +219,7 @@ func (d *DynamoDB) Observe(ctx context.Context, k Key, o Observation) error {
 		upd = upd.Set(expression.Name(attrState), expression.Value(o.To)).
 			Remove(expression.Name(attrLeaseOwner)). // a late Settle of an ended lease must not undo the move
 			Remove(expression.Name(attrLeaseUntil))
+		upd = setNextCheck(upd, k, FirstCheck(o.To, now))
 		cond = cond.And(
 			// A move starts from the state the caller read (checkObservation
 			// checked the move is a ValidTransition).
@@ -197,6 +230,96 @@ func (d *DynamoDB) Observe(ctx context.Context, k Key, o Observation) error {
 	}
 	_, err := d.update(ctx, "observe", k, cond, upd, "")
 	return err
+}
+
+// Due implements Store: one Query of the index DueIndex, the merchant's
+// partition up to now, earliest first.
+func (d *DynamoDB) Due(ctx context.Context, mchID string, now time.Time, limit int) ([]*Item, error) {
+	if err := checkDue(mchID, now, limit); err != nil {
+		return nil, err
+	}
+	keyCond := expression.Key(AttrDue).Equal(expression.Value(mchID)).
+		And(expression.Key(AttrNextCheck).LessThanEqual(expression.Value(formatTime(now))))
+	expr, err := expression.NewBuilder().WithKeyCondition(keyCond).Build()
+	if err != nil {
+		return nil, fmt.Errorf("ledger: due %s: %w", mchID, err)
+	}
+	out, err := d.client.Query(ctx, &dynamodb.QueryInput{
+		TableName:                 aws.String(d.table),
+		IndexName:                 aws.String(DueIndex),
+		KeyConditionExpression:    expr.KeyCondition(),
+		ExpressionAttributeNames:  expr.Names(),
+		ExpressionAttributeValues: expr.Values(),
+		ScanIndexForward:          aws.Bool(true),
+		Limit:                     aws.Int32(int32(min(limit, math.MaxInt32))),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("ledger: due %s: %w", mchID, err)
+	}
+	items := make([]*Item, 0, len(out.Items))
+	for _, av := range out.Items {
+		it, err := decode(av)
+		if err != nil {
+			return nil, fmt.Errorf("ledger: due %s: %w", mchID, err)
+		}
+		items = append(items, it)
+	}
+	return items, nil
+}
+
+// Reconcile implements Store.
+func (d *DynamoDB) Reconcile(ctx context.Context, k Key, r Reconciliation) error {
+	if err := checkReconciliation(k, r); err != nil {
+		return err
+	}
+	now := ms(r.Now)
+	upd := expression.Set(expression.Name(attrUpdated), expression.Value(formatTime(now))).
+		Set(expression.Name(attrChecked), expression.Value(formatTime(now)))
+	upd = setNextCheck(upd, k, r.NextCheckAt)
+	for _, f := range []struct{ name, value string }{{attrStatus, r.Status}, {attrReason, r.Reason}, {attrRefundTime, r.RefundTime}} {
+		if f.value != "" {
+			upd = upd.Set(expression.Name(f.name), expression.Value(f.value))
+		}
+	}
+	if r.RefundAmount > 0 {
+		upd = upd.Set(expression.Name(attrRefundAmt), expression.Value(r.RefundAmount))
+	}
+	if r.To != r.From {
+		upd = upd.Set(expression.Name(attrState), expression.Value(r.To)).
+			Remove(expression.Name(attrLeaseOwner)). // a late Settle of an ended lease must not undo the move
+			Remove(expression.Name(attrLeaseUntil))
+	}
+	cond := expression.And(
+		// Never an item that was not recorded (an update would create one).
+		expression.Name(HashKey).AttributeExists(),
+		// Only from the item as the caller read it: of two reconcilers
+		// that read it, one writes (checkReconciliation checked the move).
+		expression.Name(attrState).Equal(expression.Value(r.From)),
+		nextCheckIs(r.ReadNextCheckAt),
+		// Not while a send is in flight: its Settle decides first.
+		leaseFreeCond(now),
+	)
+	_, err := d.update(ctx, "reconcile", k, cond, upd, "")
+	return err
+}
+
+// setNextCheck sets the next check and the index attribute due (the
+// merchant), or removes both when next is zero: the item leaves Due.
+func setNextCheck(upd expression.UpdateBuilder, k Key, next time.Time) expression.UpdateBuilder {
+	if next.IsZero() {
+		return upd.Remove(expression.Name(AttrNextCheck)).Remove(expression.Name(AttrDue))
+	}
+	return upd.Set(expression.Name(AttrNextCheck), expression.Value(formatTime(next))).
+		Set(expression.Name(AttrDue), expression.Value(k.MchID))
+}
+
+// nextCheckIs is the condition that the next check is next (none when
+// zero).
+func nextCheckIs(next time.Time) expression.ConditionBuilder {
+	if next.IsZero() {
+		return expression.Name(AttrNextCheck).AttributeNotExists()
+	}
+	return expression.Name(AttrNextCheck).Equal(expression.Value(formatTime(next)))
 }
 
 // update makes one UpdateItem of k: upd, only if cond holds (else
@@ -262,19 +385,30 @@ func writeError(op string, k Key, err, failedCondition error) error {
 }
 
 // TableInput returns the CreateTable request of a ledger table: the key
-// HASH mch_id, RANGE mch_billno (both strings), billed per request, and no
-// TTL attribute (items never expire).
+// HASH mch_id, RANGE mch_billno (both strings), the reconciler's index
+// DueIndex (see AttrDue), billed per request, and no TTL attribute (items
+// never expire).
 func TableInput(table string) *dynamodb.CreateTableInput {
 	return &dynamodb.CreateTableInput{
 		TableName: aws.String(table),
 		AttributeDefinitions: []types.AttributeDefinition{
 			{AttributeName: aws.String(HashKey), AttributeType: types.ScalarAttributeTypeS},
 			{AttributeName: aws.String(RangeKey), AttributeType: types.ScalarAttributeTypeS},
+			{AttributeName: aws.String(AttrDue), AttributeType: types.ScalarAttributeTypeS},
+			{AttributeName: aws.String(AttrNextCheck), AttributeType: types.ScalarAttributeTypeS},
 		},
 		KeySchema: []types.KeySchemaElement{
 			{AttributeName: aws.String(HashKey), KeyType: types.KeyTypeHash},
 			{AttributeName: aws.String(RangeKey), KeyType: types.KeyTypeRange},
 		},
+		GlobalSecondaryIndexes: []types.GlobalSecondaryIndex{{
+			IndexName: aws.String(DueIndex),
+			KeySchema: []types.KeySchemaElement{
+				{AttributeName: aws.String(AttrDue), KeyType: types.KeyTypeHash},
+				{AttributeName: aws.String(AttrNextCheck), KeyType: types.KeyTypeRange},
+			},
+			Projection: &types.Projection{ProjectionType: types.ProjectionTypeAll},
+		}},
 		BillingMode: types.BillingModePayPerRequest,
 	}
 }
@@ -317,6 +451,12 @@ type record struct {
 	Package      string            `dynamodbav:"package,omitempty"`
 	JSAPI        map[string]string `dynamodbav:"jsapi,omitempty"`
 	Status       string            `dynamodbav:"status,omitempty"`
+	Reason       string            `dynamodbav:"reason,omitempty"`
+	RefundTime   string            `dynamodbav:"refund_time,omitempty"`
+	RefundAmount int64             `dynamodbav:"refund_amount,omitempty"`
+	NextCheckAt  string            `dynamodbav:"next_check_at,omitempty"`
+	Due          string            `dynamodbav:"due,omitempty"` // the index's partition: mch_id while NextCheckAt is set
+	CheckedAt    string            `dynamodbav:"checked_at,omitempty"`
 	Source       string            `dynamodbav:"source,omitempty"`
 	Caller       string            `dynamodbav:"caller,omitempty"`
 	CampaignID   string            `dynamodbav:"campaign_id,omitempty"`
@@ -335,8 +475,19 @@ func toRecord(it *Item) record {
 		LeaseUntil:   formatTime(it.LeaseUntil),
 		SendListID:   it.SendListID, ErrCode: it.ErrCode, ErrCodeDes: it.ErrCodeDes,
 		Package: it.Package, JSAPI: it.JSAPI,
-		Status: it.Status, Source: it.Source, Caller: it.Caller, CampaignID: it.CampaignID,
+		Status: it.Status, Reason: it.Reason, RefundTime: it.RefundTime, RefundAmount: it.RefundAmount,
+		NextCheckAt: formatTime(it.NextCheckAt), Due: due(it), CheckedAt: formatTime(it.CheckedAt),
+		Source: it.Source, Caller: it.Caller, CampaignID: it.CampaignID,
 	}
+}
+
+// due is the index attribute of an item: its merchant while it has a next
+// check.
+func due(it *Item) string {
+	if it.NextCheckAt.IsZero() {
+		return ""
+	}
+	return it.MchID
 }
 
 // decode reads a stored item.
@@ -352,7 +503,8 @@ func decode(av map[string]types.AttributeValue) (*Item, error) {
 		LeaseOwner: r.LeaseOwner,
 		SendListID: r.SendListID, ErrCode: r.ErrCode, ErrCodeDes: r.ErrCodeDes,
 		Package: r.Package, JSAPI: cloneMap(r.JSAPI),
-		Status: r.Status, Source: r.Source, Caller: r.Caller, CampaignID: r.CampaignID,
+		Status: r.Status, Reason: r.Reason, RefundTime: r.RefundTime, RefundAmount: r.RefundAmount,
+		Source: r.Source, Caller: r.Caller, CampaignID: r.CampaignID,
 	}
 	for _, f := range []struct {
 		name string
@@ -364,6 +516,8 @@ func decode(av map[string]types.AttributeValue) (*Item, error) {
 		{"last_tried_at", r.LastTriedAt, &it.LastTriedAt},
 		{"updated_at", r.UpdatedAt, &it.UpdatedAt},
 		{"lease_until", r.LeaseUntil, &it.LeaseUntil},
+		{"next_check_at", r.NextCheckAt, &it.NextCheckAt},
+		{"checked_at", r.CheckedAt, &it.CheckedAt},
 	} {
 		if f.s == "" {
 			continue

@@ -94,6 +94,11 @@ func (c *counting) UpdateItem(ctx context.Context, in *dynamodb.UpdateItemInput,
 	return c.DynamoDBAPI.UpdateItem(ctx, in, o...)
 }
 
+func (c *counting) Query(ctx context.Context, in *dynamodb.QueryInput, o ...func(*dynamodb.Options)) (*dynamodb.QueryOutput, error) {
+	c.add(in)
+	return c.DynamoDBAPI.Query(ctx, in, o...)
+}
+
 // TestDynamoDBRequests: each method is one request, of the documented kind,
 // whether its condition holds or not; and items are stored as documented.
 func TestDynamoDBRequests(t *testing.T) {
@@ -151,7 +156,7 @@ func TestDynamoDBRequests(t *testing.T) {
 		names = append(names, name)
 	}
 	// Caller is empty: not stored.
-	wantNames := strings.Fields("api attempts fields first_tried_at hash last_tried_at lease_owner lease_until mch_billno mch_id recorded_at settled source state updated_at")
+	wantNames := strings.Fields("api attempts due fields first_tried_at hash last_tried_at lease_owner lease_until mch_billno mch_id next_check_at recorded_at settled source state updated_at")
 	for _, name := range wantNames {
 		if raw.Item[name] == nil {
 			t.Errorf("stored item has no %s: %v", name, names)
@@ -162,6 +167,14 @@ func TestDynamoDBRequests(t *testing.T) {
 	}
 	if got := raw.Item["recorded_at"].(*types.AttributeValueMemberS).Value; got != "2026-11-23T10:00:00.123Z" {
 		t.Errorf("recorded_at stored as %q", got)
+	}
+	// In the reconciler's index: due is the merchant, next_check_at a time
+	// string that sorts as the time.
+	if got := raw.Item[ledger.AttrDue].(*types.AttributeValueMemberS).Value; got != k.MchID {
+		t.Errorf("due stored as %q, want the mch_id", got)
+	}
+	if got := raw.Item[ledger.AttrNextCheck].(*types.AttributeValueMemberS).Value; got != "2026-11-23T10:02:00.123Z" {
+		t.Errorf("next_check_at stored as %q", got)
 	}
 
 	if _, err := s.Get(ctx, k); err != nil {
@@ -192,6 +205,71 @@ func TestDynamoDBRequests(t *testing.T) {
 		t.Fatal(err)
 	}
 	one("Observe", conditionalUpdate(""))
+
+	query := func(r any) bool {
+		in, ok := r.(*dynamodb.QueryInput)
+		return ok && aws.ToString(in.IndexName) == ledger.DueIndex && aws.ToInt32(in.Limit) == 5 && aws.ToBool(in.ScanIndexForward)
+	}
+	due, err := s.Due(ctx, k.MchID, now.Add(time.Hour), 5)
+	if err != nil || len(due) != 0 {
+		t.Fatalf("Due while the lease is held: %v, %v", due, err)
+	}
+	one("Due", query)
+	due, err = s.Due(ctx, k.MchID, now.Add(3*time.Hour), 5)
+	if err != nil || len(due) != 1 || due[0].MchBillno != k.MchBillno {
+		t.Fatalf("Due after the lease: %v, %v", due, err)
+	}
+	one("Due", query)
+
+	read := due[0]
+	r := ledger.Reconciliation{From: read.State, ReadNextCheckAt: read.NextCheckAt, To: ledger.Received, Status: "RECEIVED", Now: now.Add(3 * time.Hour)}
+	if err := s.Reconcile(ctx, k, r); err != nil {
+		t.Fatal(err)
+	}
+	one("Reconcile", conditionalUpdate(""))
+	if err := s.Reconcile(ctx, k, r); !errors.Is(err, ledger.ErrPrecondition) {
+		t.Fatalf("Reconcile again: %v", err)
+	}
+	one("Reconcile again", conditionalUpdate(""))
+
+	// Final: out of the sparse index, both attributes gone.
+	raw, err = client.GetItem(ctx, &dynamodb.GetItemInput{TableName: aws.String(table), Key: map[string]types.AttributeValue{
+		ledger.HashKey: &types.AttributeValueMemberS{Value: k.MchID}, ledger.RangeKey: &types.AttributeValueMemberS{Value: k.MchBillno},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if raw.Item[ledger.AttrDue] != nil || raw.Item[ledger.AttrNextCheck] != nil {
+		t.Errorf("a final item keeps due %v, next_check_at %v", raw.Item[ledger.AttrDue], raw.Item[ledger.AttrNextCheck])
+	}
+}
+
+// TestTableInput: the table CreateTable makes has the reconciler's sparse
+// index as documented (and as the template declares it).
+func TestTableInput(t *testing.T) {
+	in := ledger.TableInput("ledger")
+	if len(in.GlobalSecondaryIndexes) != 1 {
+		t.Fatalf("indexes %v, want one", in.GlobalSecondaryIndexes)
+	}
+	gsi := in.GlobalSecondaryIndexes[0]
+	if aws.ToString(gsi.IndexName) != ledger.DueIndex || len(gsi.KeySchema) != 2 ||
+		aws.ToString(gsi.KeySchema[0].AttributeName) != "due" || gsi.KeySchema[0].KeyType != types.KeyTypeHash ||
+		aws.ToString(gsi.KeySchema[1].AttributeName) != "next_check_at" || gsi.KeySchema[1].KeyType != types.KeyTypeRange ||
+		gsi.Projection == nil || gsi.Projection.ProjectionType != types.ProjectionTypeAll {
+		t.Errorf("index %+v", gsi)
+	}
+	defs := map[string]types.ScalarAttributeType{}
+	for _, d := range in.AttributeDefinitions {
+		defs[aws.ToString(d.AttributeName)] = d.AttributeType
+	}
+	for _, name := range []string{"mch_id", "mch_billno", "due", "next_check_at"} {
+		if defs[name] != types.ScalarAttributeTypeS {
+			t.Errorf("attribute %s: type %q, want S", name, defs[name])
+		}
+	}
+	if len(defs) != 4 {
+		t.Errorf("attribute definitions %v", defs)
+	}
 }
 
 // TestDynamoDBUnavailable: a ledger that cannot be reached, or has no
@@ -236,6 +314,10 @@ func TestDynamoDBUnavailable(t *testing.T) {
 				},
 				"Settle":  func() error { return s.Settle(ctx, k, ledger.Settlement{Owner: "a", State: ledger.Sent, Now: now}) },
 				"Observe": func() error { return s.Observe(ctx, k, ledger.Observation{Status: "SENT", Now: now}) },
+				"Reconcile": func() error {
+					return s.Reconcile(ctx, k, ledger.Reconciliation{From: ledger.Unknown, To: ledger.Sent, NextCheckAt: now.Add(time.Hour), Now: now})
+				},
+				"Due": func() error { _, err := s.Due(ctx, k.MchID, now, 10); return err },
 			}
 			for op, f := range ops {
 				start := time.Now()
@@ -250,8 +332,14 @@ func TestDynamoDBUnavailable(t *testing.T) {
 				if strings.Contains(err.Error(), openid) {
 					t.Errorf("%s: the error names the openid: %v", op, err)
 				}
-				if !strings.Contains(err.Error(), k.MchBillno) {
-					t.Errorf("%s: the error does not name the billno: %v", op, err)
+				// Each names what it read or wrote: the billno, or for Due
+				// the merchant.
+				name := k.MchBillno
+				if op == "Due" {
+					name = k.MchID
+				}
+				if !strings.Contains(err.Error(), name) {
+					t.Errorf("%s: the error does not name %s: %v", op, name, err)
 				}
 			}
 		})

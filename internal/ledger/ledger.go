@@ -173,6 +173,18 @@ func ValidTransition(from, to State) bool {
 	return false
 }
 
+// ValidReconcile reports whether a reconciler's check may leave an item in
+// state from as to (Store.Reconcile): a ValidTransition, or a state that
+// is not final kept as it is, with another next check (SENDING without a
+// reason, NOT_FOUND within WeChat's window, SENT awaiting the claim, an
+// item that needs attention).
+func ValidReconcile(from, to State) bool {
+	if from == to {
+		return from.Valid() && !from.Final()
+	}
+	return ValidTransition(from, to)
+}
+
 // MinRetryGap is the least time between two sends of one billno: WeChat's
 // minimum between tries of the same mch_billno. Acquire enforces it.
 const MinRetryGap = time.Second
@@ -234,8 +246,26 @@ type Item struct {
 	Package string
 	JSAPI   map[string]string
 
-	// Status is the last status gethbinfo reported.
+	// Status is the last status gethbinfo reported (SENDING, SENT,
+	// FAILED, RECEIVED, RFUND_ING, REFUND), or NOT_FOUND when the
+	// reconciler found no record at WeChat.
 	Status string
+	// Reason is gethbinfo's reason, why a red packet failed (or is held).
+	Reason string
+	// RefundTime and RefundAmount (fen) are gethbinfo's refund_time and
+	// refund_amount, of a red packet refunded unclaimed.
+	RefundTime   string
+	RefundAmount int64
+
+	// NextCheckAt is when the reconciler reads the item's record at
+	// WeChat next (Store.Due); zero when it is not checked again: a final
+	// item, or one that needs attention past WeChat's query window.
+	// Create, Acquire, Settle and Observe set it as FirstCheck says;
+	// Reconcile sets it as the reconciler's schedule says.
+	NextCheckAt time.Time
+	// CheckedAt is when the reconciler last read the item's record at
+	// WeChat (Store.Reconcile).
+	CheckedAt time.Time
 
 	// Source is where the request came from: apigw-rest, apigw-http, sqs,
 	// direct, campaign or reconcile.
@@ -313,11 +343,31 @@ type Store interface {
 	// Observe stores a status gethbinfo reported (unless empty) and
 	// UpdatedAt, and when o.To is set moves the state from o.From to
 	// o.To, freeing an ended lease so that a late Settle cannot undo the
-	// move.
+	// move, and sets NextCheckAt to FirstCheck(o.To, o.Now).
 	// Conditions: the item exists; with o.To, its state is o.From, the
 	// move is a ValidTransition and no send holds the lease (none, or
 	// LeaseUntil before o.Now). ErrPrecondition otherwise.
 	Observe(ctx context.Context, k Key, o Observation) error
+
+	// Due returns up to limit items of merchant mchID whose NextCheckAt
+	// is at or before now, earliest first: the reconciler's work. Items
+	// without a next check (final ones) are never returned. The items
+	// may lag the latest writes by a moment (DynamoDB reads them from an
+	// index); every write the reconciler makes is conditional on what it
+	// read, so a stale item only loses its write.
+	Due(ctx context.Context, mchID string, now time.Time, limit int) ([]*Item, error)
+
+	// Reconcile stores what the reconciler found at WeChat and decided:
+	// State r.To (r.From to keep it), the status, reason and refund read
+	// (empty ones leave the stored ones), NextCheckAt r.NextCheckAt (zero
+	// removes the item from Due), CheckedAt and UpdatedAt r.Now. A move
+	// to another state frees an ended lease, as Observe's moves do.
+	// Conditions: the item exists; its state is r.From and its
+	// NextCheckAt is r.ReadNextCheckAt (both as the caller read them, so
+	// that of two reconcilers that read the same item only one writes);
+	// ValidReconcile(r.From, r.To); no send holds the lease (none, or
+	// LeaseUntil before r.Now). ErrPrecondition otherwise.
+	Reconcile(ctx context.Context, k Key, r Reconciliation) error
 }
 
 // Lease is a request to take an item's lease for another send (Store.Acquire).
@@ -373,6 +423,7 @@ func prepareCreate(it *Item) error {
 	it.RecordedAt = ms(it.RecordedAt)
 	it.LeaseUntil = ms(it.LeaseUntil)
 	it.FirstTriedAt, it.LastTriedAt, it.UpdatedAt = it.RecordedAt, it.RecordedAt, it.RecordedAt
+	it.NextCheckAt = checkAfterLease(it.LeaseUntil)
 	return nil
 }
 

@@ -122,6 +122,51 @@ func TestValidTransition(t *testing.T) {
 	}
 }
 
+// TestValidReconcile: a check may make any ValidTransition, or keep a
+// state that is not final (with another next check); nothing else.
+func TestValidReconcile(t *testing.T) {
+	for _, from := range states {
+		for _, to := range append(states, "", "BOGUS") {
+			want := ledger.ValidTransition(from, to) || (from == to && !from.Final())
+			if got := ledger.ValidReconcile(from, to); got != want {
+				t.Errorf("ValidReconcile(%s, %s) = %v, want %v", from, to, got, want)
+			}
+		}
+	}
+	for _, st := range []ledger.State{ledger.Recorded, ledger.Unknown, ledger.Sent, ledger.NeedsAttention} {
+		if !ledger.ValidReconcile(st, st) {
+			t.Errorf("%s cannot be kept", st)
+		}
+	}
+	if ledger.ValidReconcile("", "") || ledger.ValidReconcile("BOGUS", "BOGUS") {
+		t.Errorf("a state that is not one can be kept")
+	}
+}
+
+// TestFirstCheck: after a send, paid items are checked within the claim
+// window, unknown ones soon, final ones never.
+func TestFirstCheck(t *testing.T) {
+	now := time.Date(2026, 11, 23, 10, 0, 0, 123_456_789, time.UTC)
+	for _, tc := range []struct {
+		st   ledger.State
+		want time.Duration // 0: none
+	}{
+		{ledger.Sent, ledger.CheckAfterSent},
+		{ledger.Unknown, ledger.CheckAfterUnknown},
+		{ledger.Recorded, ledger.CheckAfterUnknown},
+		{ledger.NeedsAttention, ledger.CheckAfterUnknown},
+		{ledger.Failed, 0}, {ledger.Received, 0}, {ledger.Refunded, 0}, {ledger.Expired, 0}, {"BOGUS", 0},
+	} {
+		want := time.Time{}
+		if tc.want > 0 {
+			want = now.Add(tc.want).Truncate(time.Millisecond)
+		}
+		if got := ledger.FirstCheck(tc.st, now); !got.Equal(want) {
+			t.Errorf("FirstCheck(%s) = %v, want %v", tc.st, got, want)
+		}
+	}
+}
+
 func TestHash(t *testing.T) {
 	fields := map[string]string{"mch_billno": "B1", "re_openid": "o1", "total_amount": "100"}
 	h := ledger.Hash("sendredpack", fields)

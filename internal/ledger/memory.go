@@ -1,9 +1,11 @@
 package ledger
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"maps"
+	"slices"
 	"sync"
 	"time"
 )
@@ -65,6 +67,7 @@ func (m *Memory) Acquire(ctx context.Context, k Key, l Lease) (*Item, error) {
 	it.Attempts++
 	it.LastTriedAt, it.UpdatedAt = now, now
 	it.LeaseOwner, it.LeaseUntil = l.Owner, ms(l.Until)
+	it.NextCheckAt = checkAfterLease(l.Until)
 	return clone(it), nil
 }
 
@@ -86,6 +89,7 @@ func (m *Memory) Settle(ctx context.Context, k Key, s Settlement) error {
 	it.UpdatedAt = ms(s.Now)
 	it.Settled++
 	it.LeaseOwner, it.LeaseUntil = "", time.Time{}
+	it.NextCheckAt = FirstCheck(s.State, s.Now)
 	return nil
 }
 
@@ -109,11 +113,72 @@ func (m *Memory) Observe(ctx context.Context, k Key, o Observation) error {
 		}
 		it.State = o.To
 		it.LeaseOwner, it.LeaseUntil = "", time.Time{}
+		it.NextCheckAt = FirstCheck(o.To, now)
 	}
 	if o.Status != "" {
 		it.Status = o.Status
 	}
 	it.UpdatedAt = now
+	return nil
+}
+
+// Due implements Store.
+func (m *Memory) Due(ctx context.Context, mchID string, now time.Time, limit int) ([]*Item, error) {
+	if err := checkDue(mchID, now, limit); err != nil {
+		return nil, err
+	}
+	now = ms(now)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var due []*Item
+	for _, it := range m.items {
+		// As the DynamoDB index holds them: a merchant's items with a next
+		// check, by next check.
+		if it.MchID == mchID && !it.NextCheckAt.IsZero() && !it.NextCheckAt.After(now) {
+			due = append(due, it)
+		}
+	}
+	slices.SortFunc(due, func(a, b *Item) int {
+		return cmp.Or(a.NextCheckAt.Compare(b.NextCheckAt), cmp.Compare(a.MchBillno, b.MchBillno))
+	})
+	out := make([]*Item, 0, min(limit, len(due)))
+	for _, it := range due[:min(limit, len(due))] {
+		out = append(out, clone(it))
+	}
+	return out, nil
+}
+
+// Reconcile implements Store.
+func (m *Memory) Reconcile(ctx context.Context, k Key, r Reconciliation) error {
+	if err := checkReconciliation(k, r); err != nil {
+		return err
+	}
+	now := ms(r.Now)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	it, ok := m.items[k]
+	// Only from the item as the caller read it (of two reconcilers that
+	// read it, one writes), and not while a send is in flight.
+	if !ok || it.State != r.From || !it.NextCheckAt.Equal(ms(r.ReadNextCheckAt)) || !it.LeaseFree(now) {
+		return fmt.Errorf("ledger: reconcile %s: %w", k, ErrPrecondition)
+	}
+	if r.To != r.From {
+		it.State = r.To
+		it.LeaseOwner, it.LeaseUntil = "", time.Time{}
+	}
+	for _, f := range []struct {
+		dst *string
+		v   string
+	}{{&it.Status, r.Status}, {&it.Reason, r.Reason}, {&it.RefundTime, r.RefundTime}} {
+		if f.v != "" {
+			*f.dst = f.v
+		}
+	}
+	if r.RefundAmount > 0 {
+		it.RefundAmount = r.RefundAmount
+	}
+	it.NextCheckAt = ms(r.NextCheckAt)
+	it.CheckedAt, it.UpdatedAt = now, now
 	return nil
 }
 
@@ -123,7 +188,7 @@ func (m *Memory) Observe(ctx context.Context, k Key, o Observation) error {
 func clone(it *Item) *Item {
 	c := *it
 	c.Fields, c.JSAPI = cloneMap(it.Fields), cloneMap(it.JSAPI)
-	for _, t := range []*time.Time{&c.RecordedAt, &c.FirstTriedAt, &c.LastTriedAt, &c.UpdatedAt, &c.LeaseUntil} {
+	for _, t := range []*time.Time{&c.RecordedAt, &c.FirstTriedAt, &c.LastTriedAt, &c.UpdatedAt, &c.LeaseUntil, &c.NextCheckAt, &c.CheckedAt} {
 		*t = ms(*t)
 	}
 	return &c

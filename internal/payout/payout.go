@@ -211,6 +211,7 @@ func (s *Sender) settle(ctx context.Context, it *ledger.Item, owner string, res 
 	settled.SendListID, settled.ErrCode, settled.ErrCodeDes = set.SendListID, set.ErrCode, set.ErrCodeDes
 	settled.Package, settled.JSAPI = set.Package, set.JSAPI
 	settled.LeaseOwner, settled.LeaseUntil = "", time.Time{}
+	settled.NextCheckAt = ledger.FirstCheck(set.State, set.Now)
 	return &settled
 }
 
@@ -349,7 +350,7 @@ func (s *Sender) Observe(ctx context.Context, key ledger.Key, status string) (*l
 	seen := *it
 	seen.Status, seen.UpdatedAt = status, o.Now
 	if o.To != "" {
-		seen.State = o.To
+		seen.State, seen.NextCheckAt = o.To, ledger.FirstCheck(o.To, o.Now)
 	}
 	return &seen, nil
 }

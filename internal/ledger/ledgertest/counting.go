@@ -6,13 +6,14 @@ package ledgertest
 import (
 	"context"
 	"sync"
+	"time"
 
 	"github.com/redpacket-lambda/wxredpack/internal/ledger"
 )
 
 // Counts are the calls made to a Counting store, by method.
 type Counts struct {
-	Get, Create, Acquire, Settle, Observe int
+	Get, Create, Acquire, Settle, Observe, Due, Reconcile int
 }
 
 // Counting is a ledger.Store that counts the calls of each method, then
@@ -77,4 +78,16 @@ func (c *Counting) Settle(ctx context.Context, k ledger.Key, s ledger.Settlement
 func (c *Counting) Observe(ctx context.Context, k ledger.Key, o ledger.Observation) error {
 	c.count(func(n *Counts) { n.Observe++ })
 	return c.Store.Observe(ctx, k, o)
+}
+
+// Due implements ledger.Store.
+func (c *Counting) Due(ctx context.Context, mchID string, now time.Time, limit int) ([]*ledger.Item, error) {
+	c.count(func(n *Counts) { n.Due++ })
+	return c.Store.Due(ctx, mchID, now, limit)
+}
+
+// Reconcile implements ledger.Store.
+func (c *Counting) Reconcile(ctx context.Context, k ledger.Key, r ledger.Reconciliation) error {
+	c.count(func(n *Counts) { n.Reconcile++ })
+	return c.Store.Reconcile(ctx, k, r)
 }

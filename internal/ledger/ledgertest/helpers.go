@@ -52,6 +52,8 @@ func created(in *ledger.Item) *ledger.Item {
 	want.RecordedAt = msUTC(in.RecordedAt)
 	want.FirstTriedAt, want.LastTriedAt, want.UpdatedAt = want.RecordedAt, want.RecordedAt, want.RecordedAt
 	want.LeaseUntil = msUTC(in.LeaseUntil)
+	// The reconciler looks shortly after the first send's lease ends.
+	want.NextCheckAt = msUTC(in.LeaseUntil.Add(ledger.CheckAfterLease))
 	return &want
 }
 

@@ -44,6 +44,10 @@ func Run(t *testing.T, newStore func(t *testing.T) ledger.Store) {
 		{"Observe", testObserve},
 		{"ConcurrentCreate", testConcurrentCreate},
 		{"ConcurrentAcquire", testConcurrentAcquire},
+		{"NextCheck", testNextCheck},
+		{"Due", testDue},
+		{"Reconcile", testReconcile},
+		{"ConcurrentReconcile", testConcurrentReconcile},
 		{"NeverDeletes", testNeverDeletes},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -205,6 +209,7 @@ func testAcquire(t *testing.T, newStore func(*testing.T) ledger.Store) {
 			want.Attempts++
 			want.LastTriedAt, want.UpdatedAt = msUTC(l.Now), msUTC(l.Now)
 			want.LeaseOwner, want.LeaseUntil = l.Owner, msUTC(l.Until)
+			want.NextCheckAt = msUTC(l.Until.Add(ledger.CheckAfterLease))
 			same(t, "Acquire", got, &want)
 			same(t, "Get after Acquire", get(t, s, billno), &want)
 			if got.EarlierUnknown() != tc.earlierUnknown {
@@ -232,6 +237,7 @@ func testSettle(t *testing.T, newStore func(*testing.T) ledger.Store) {
 		want.State, want.SendListID, want.Package, want.JSAPI = ledger.Sent, sent.SendListID, sent.Package, sent.JSAPI
 		want.Settled, want.UpdatedAt = 1, msUTC(sent.Now)
 		want.LeaseOwner, want.LeaseUntil = "", time.Time{}
+		want.NextCheckAt = msUTC(sent.Now.Add(ledger.CheckAfterSent))
 		got := get(t, s, billno)
 		same(t, "after Settle", got, want)
 		if !got.LeaseFree(at(1500 * time.Millisecond)) {
@@ -336,6 +342,7 @@ func testObserve(t *testing.T, newStore func(*testing.T) ledger.Store) {
 		want := get(t, s, billno)
 		observe(t, s, billno, ledger.Observation{Status: "RECEIVED", From: ledger.Sent, To: ledger.Received, Now: at(time.Hour)})
 		want.State, want.Status, want.UpdatedAt = ledger.Received, "RECEIVED", msUTC(at(time.Hour))
+		want.NextCheckAt = time.Time{} // final: out of Due
 		same(t, "after Observe", get(t, s, billno), want)
 	})
 
