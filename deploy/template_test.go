@@ -19,15 +19,18 @@ import (
 	"gopkg.in/yaml.v3"
 )
 
-// contract is the function table of the project's external contract.
-var contract = []struct {
+// contractFunction is one function of the project's external contract.
+type contractFunction struct {
 	ID     string // SAM logical id
 	Dir    string // functions/<Dir>
 	Method string // API route
 	Path   string
 	Queue  bool     // fed by an SQS queue of its own
 	Ledger []string // the item actions it makes on the ledger table, exactly
-}{
+}
+
+// contract is the function table of the project's external contract.
+var contract = []contractFunction{
 	{"SendGroupFunction", "sendgroup", "POST", "/redpacks/group", true, sendLedgerActions},
 	{"SendMiniFunction", "sendmini", "POST", "/redpacks/mini", true, sendLedgerActions},
 	{"SendFunction", "send", "POST", "/redpacks", true, sendLedgerActions},
@@ -2183,9 +2186,9 @@ func danglingRefs(rin *input) []string {
 	for _, section := range []string{"Resources", "Outputs"} {
 		for id, item := range getMap(rin.tpl, section) {
 			walk(section+"."+id, item)
-			deps := getMap(map[string]any{"x": item}, "x")["DependsOn"]
-			for _, d := range append(stringsIn(deps), "") {
-				if d != "" && !known[d] {
+			im, _ := item.(map[string]any)
+			for _, d := range stringsIn(im["DependsOn"]) {
+				if !known[d] {
 					out = append(out, section+"."+id+" DependsOn "+d)
 				}
 			}
@@ -2209,10 +2212,7 @@ func checkEgress(in *input) error {
 		{"SecretsManagerEndpoint", "false", []string{"false", "true"}},
 	} {
 		d := getMap(defs, p.name)
-		var allowed []string
-		for _, a := range stringsOrNumbers(d["AllowedValues"]) {
-			allowed = append(allowed, a)
-		}
+		allowed := stringsOrNumbers(d["AllowedValues"])
 		if fmt.Sprint(d["Default"]) != p.def || !slices.Equal(allowed, p.allowed) {
 			e.add("parameter %s: Default %v, AllowedValues %v; want %s and %v", p.name, d["Default"], d["AllowedValues"], p.def, p.allowed)
 		}
@@ -2266,8 +2266,8 @@ func checkEgressCase(in *input, c egressCase) error {
 		e.add("references to what this mode does not create: %v", d)
 	}
 	var network []string
-	for id, r := range resources(rin) {
-		if typ, _ := getMap(map[string]any{"r": r}, "r")["Type"].(string); strings.HasPrefix(typ, "AWS::EC2::") {
+	for id := range resources(rin) {
+		if typ, _ := resource(rin, id)["Type"].(string); strings.HasPrefix(typ, "AWS::EC2::") {
 			network = append(network, id)
 		}
 	}
@@ -2436,7 +2436,7 @@ func checkCreatedNetwork(rin *input, c egressCase) error {
 	}
 
 	// The functions' subnets and security group, the same for all four.
-	vc := getMap(map[string]any{"v": fnProp(rin, "SendFunction", "VpcConfig")}, "v")
+	vc, _ := fnProp(rin, "SendFunction", "VpcConfig").(map[string]any)
 	fnSubnets, fnGroups := refList(vc["SubnetIds"]), refList(vc["SecurityGroupIds"])
 	for _, f := range contract {
 		if !reflect.DeepEqual(fnProp(rin, f.ID, "VpcConfig"), fnProp(rin, "SendFunction", "VpcConfig")) {
@@ -2447,7 +2447,7 @@ func checkCreatedNetwork(rin *input, c egressCase) error {
 	usedNATs := map[string]bool{}
 	var fnTables []string
 	for _, s := range fnSubnets {
-		if props(rin, s)["Type"] != nil || resource(rin, s)["Type"] != "AWS::EC2::Subnet" {
+		if resource(rin, s)["Type"] != "AWS::EC2::Subnet" {
 			e.add("functions' subnet %s is not a subnet of the stack", s)
 			continue
 		}
@@ -2604,14 +2604,7 @@ func checkArchitectureValue(in *input, lambda, goarch string) error {
 
 // makeBuildsFor runs `make -n build-<ID>` over makefile (the text, on
 // stdin) with vars and checks that it builds f's package for linux/goarch.
-func makeBuildsFor(makefile string, f struct {
-	ID     string
-	Dir    string
-	Method string
-	Path   string
-	Queue  bool
-	Ledger []string
-}, goarch string, vars ...string) error {
+func makeBuildsFor(makefile string, f contractFunction, goarch string, vars ...string) error {
 	out, err := makeDryRun(makefile, "build-"+f.ID, vars...)
 	if err != nil {
 		return err
