@@ -1,0 +1,230 @@
+package handler
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"reflect"
+	"strings"
+	"time"
+
+	"github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
+
+	"github.com/redpacket-lambda/wxredpack/internal/credstore"
+	"github.com/redpacket-lambda/wxredpack/internal/ledger"
+	"github.com/redpacket-lambda/wxredpack/internal/payout"
+	"github.com/redpacket-lambda/wxredpack/internal/reconcile"
+	"github.com/redpacket-lambda/wxredpack/pkg/wxpay"
+)
+
+// ReconcileHandler serves the reconciler function (ReconcileFunction).
+// An EventBridge "Scheduled Event" (source aws.events), an EventBridge
+// Scheduler invocation (its Input: any JSON object), a direct invoke with
+// {} or no payload: one pass over the due items (reconcile.RunOnce). A
+// direct invoke with {"mch_billno": "..."}: that item checked now, due or
+// not (reconcile.Check). The answer is the pass's JSON summary, or the
+// functions' error body. Build it once per execution environment.
+type ReconcileHandler struct {
+	rec     *reconcile.Reconciler
+	log     *slog.Logger
+	reserve time.Duration
+	now     func() time.Time
+	// configErr, when set, is the answer to every invocation.
+	configErr error
+}
+
+// NewReconcile returns the reconciler function's handler over rec, keeping
+// settings.Reserve before each invocation's deadline.
+func NewReconcile(rec *reconcile.Reconciler, settings Settings, logger *slog.Logger) *ReconcileHandler {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	return &ReconcileHandler{rec: rec, log: logger, reserve: settings.withDefaults().Reserve, now: time.Now}
+}
+
+// ReconcileFromEnv builds the reconciler function's handler the way a
+// deployed function runs, from the same environment as the others
+// (WXPAY_SECRET_ID, WXPAY_LEDGER_TABLE, WXPAY_BASE_URL, ...), plus the
+// optional bounds of a pass: WXPAY_RECONCILE_BUDGET (gethbinfo queries,
+// default reconcile.DefaultBudget), WXPAY_RECONCILE_BATCH (items read at a
+// time, default reconcile.DefaultBatch) and WXPAY_RECONCILE_WORKERS (items
+// checked at once, default reconcile.DefaultWorkers). It never fails: a
+// configuration fault, a missing WXPAY_LEDGER_TABLE among them, is logged
+// once and every invocation answers CONFIG_ERROR naming it.
+func ReconcileFromEnv(ctx context.Context) *ReconcileHandler {
+	level := os.Getenv("AWS_LAMBDA_LOG_LEVEL")
+	if level == "" {
+		level = os.Getenv("LOG_LEVEL")
+	}
+	logger := NewLogger(os.Stdout, level)
+	broken := func(settings Settings, err *credstore.ConfigError) *ReconcileHandler {
+		logger.Error("configuration error", slog.String("function", "reconcile"), slog.String("error", err.Error()))
+		h := NewReconcile(nil, settings, logger)
+		h.configErr = err
+		return h
+	}
+	settings, err := SettingsFromEnv(os.Getenv)
+	if err != nil {
+		return broken(settings, &credstore.ConfigError{Field: "environment", Reason: err.Error()})
+	}
+	rec := &reconcile.Reconciler{Logger: logger}
+	for _, b := range []struct {
+		name    string
+		hi      int
+		setting *int
+	}{
+		{"WXPAY_RECONCILE_BUDGET", 10000, &rec.Budget},
+		{"WXPAY_RECONCILE_BATCH", 100, &rec.Batch},
+		{"WXPAY_RECONCILE_WORKERS", 20, &rec.Workers},
+	} {
+		if *b.setting, err = intEnv(os.Getenv, b.name, 1, b.hi); err != nil {
+			return broken(settings, &credstore.ConfigError{Field: "environment", Reason: err.Error()})
+		}
+	}
+	if strings.TrimSpace(os.Getenv("WXPAY_LEDGER_TABLE")) == "" {
+		return broken(settings, &credstore.ConfigError{Field: "WXPAY_LEDGER_TABLE", Reason: "is required: the reconciler settles the ledger's red packets"})
+	}
+	if rec.Ledger, err = ledgerFromEnv(ctx, logger); err != nil {
+		return broken(settings, &credstore.ConfigError{Field: "aws", Reason: "cannot load the AWS SDK configuration", Err: err})
+	}
+	store, err := credstore.FromEnv(ctx, settings.NewClient, logger)
+	if err != nil {
+		var cerr *credstore.ConfigError
+		if !errors.As(err, &cerr) {
+			cerr = &credstore.ConfigError{Field: "aws", Reason: "cannot load the AWS SDK configuration", Err: err}
+		}
+		return broken(settings, cerr)
+	}
+	rec.WeChat = reconcile.Merchant{Store: store}
+	return NewReconcile(rec, settings, logger)
+}
+
+// reconcileEvent is what the reconciler reads of its event; every other
+// member is ignored.
+type reconcileEvent struct {
+	Source    string         `json:"source"`
+	MchBillno jsontext.Value `json:"mch_billno"`
+}
+
+// Invoke implements lambda.Handler.
+func (h *ReconcileHandler) Invoke(ctx context.Context, payload []byte) ([]byte, error) {
+	start := h.now()
+	ctx, cancel := h.withReserve(ctx)
+	defer cancel()
+	billno, verr := decodeReconcileEvent(payload)
+	var (
+		body    []byte
+		summary reconcile.Summary
+		err     error
+	)
+	switch {
+	case verr != nil:
+		err = verr
+	case h.configErr != nil:
+		err = h.configErr
+	case billno == "":
+		summary = h.rec.RunOnce(ctx)
+	default:
+		summary, err = h.check(ctx, billno)
+	}
+	if err == nil {
+		body, err = marshal(summary)
+	}
+	if err != nil {
+		body = failure(call{billno: billno}, err).body
+	}
+	h.logInvocation(ctx, billno, summary, err, start)
+	return body, nil
+}
+
+// check checks one billno of the merchant now.
+func (h *ReconcileHandler) check(ctx context.Context, billno string) (reconcile.Summary, error) {
+	mchID, err := h.rec.WeChat.MchID(ctx)
+	if err != nil {
+		return reconcile.Summary{}, err
+	}
+	s, err := h.rec.Check(ctx, ledger.Key{MchID: mchID, MchBillno: billno})
+	switch {
+	case errors.Is(err, ledger.ErrNotFound):
+		return s, &wxpay.Error{API: "reconcile", MchBillno: billno, Outcome: wxpay.OutcomeNotFound, Code: "NOT_FOUND",
+			Message: "mch_billno " + billno + " is not recorded in the ledger"}
+	case err != nil:
+		return s, &payout.Error{Code: payout.CodeLedgerUnavailable, Retryable: true, Err: err,
+			Message: "the ledger could not be read for mch_billno " + billno + ": retry later"}
+	}
+	return s, nil
+}
+
+// decodeReconcileEvent says what an invocation asks: one pass (billno
+// empty) or the check of billno. No payload, null, or a JSON object
+// without mch_billno (a Scheduler's Input, {}) is a pass, and so is an
+// EventBridge event (source aws.events) whatever it holds.
+func decodeReconcileEvent(payload []byte) (billno string, verr *wxpay.ValidationError) {
+	trimmed := bytes.TrimSpace(payload)
+	switch {
+	case len(trimmed) == 0 || string(trimmed) == "null":
+		return "", nil
+	case len(trimmed) > maxBodySize:
+		return "", &wxpay.ValidationError{Field: "body", Reason: errTooLarge.Error()}
+	case trimmed[0] != '{':
+		return "", &wxpay.ValidationError{Field: "body", Reason: "must be a JSON object"}
+	}
+	var ev reconcileEvent
+	if err := json.Unmarshal(trimmed, &ev); err != nil {
+		return "", decodeError(err, reflect.TypeOf(ev))
+	}
+	if ev.Source == "aws.events" || len(ev.MchBillno) == 0 {
+		return "", nil
+	}
+	if ev.MchBillno.Kind() != '"' || json.Unmarshal(ev.MchBillno, &billno) != nil {
+		return "", &wxpay.ValidationError{Field: "mch_billno", Reason: fmt.Sprintf("must be a string, got %s", kindName(ev.MchBillno.Kind()))}
+	}
+	if wellFormedBillno(billno) == "" {
+		return "", &wxpay.ValidationError{Field: "mch_billno", Reason: "must be 1 to 28 letters and digits"}
+	}
+	return billno, nil
+}
+
+// withReserve shortens the invocation's deadline so the function still has
+// time to answer (and to log) before Lambda's own timeout.
+func (h *ReconcileHandler) withReserve(ctx context.Context) (context.Context, context.CancelFunc) {
+	deadline, ok := ctx.Deadline()
+	if !ok {
+		return context.WithCancel(ctx)
+	}
+	reserve := min(h.reserve, deadline.Sub(h.now())/10)
+	return context.WithDeadline(ctx, deadline.Add(-reserve))
+}
+
+// logInvocation writes the one line each invocation gets: what it did.
+func (h *ReconcileHandler) logInvocation(ctx context.Context, billno string, s reconcile.Summary, err error, start time.Time) {
+	level := slog.LevelInfo
+	switch {
+	case err != nil || s.Error != "":
+		level = slog.LevelError
+	case s.Errors > 0 || s.Stopped != "":
+		level = slog.LevelWarn
+	}
+	attrs := []slog.Attr{
+		slog.String("function", "reconcile"),
+		slog.String("mch_billno", billno),
+		slog.Int("checked", s.Checked),
+		slog.Int("settled", s.Settled),
+		slog.Int("resent", s.Resent),
+		slog.Int("needs_attention", s.NeedsAttention),
+		slog.Int("lost_races", s.LostRaces),
+		slog.Int("errors", s.Errors),
+		slog.String("stopped", s.Stopped),
+		slog.Float64("latency_ms", float64(h.now().Sub(start).Microseconds())/1000),
+	}
+	if err != nil {
+		attrs = append(attrs, slog.String("error", err.Error()))
+	} else if s.Error != "" {
+		attrs = append(attrs, slog.String("error", s.Error))
+	}
+	h.log.LogAttrs(ctx, level, "reconcile", attrs...)
+}
