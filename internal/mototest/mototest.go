@@ -75,13 +75,13 @@ func Start(t testing.TB) string {
 		t.Skipf("moto_server is not on PATH: %v", err)
 	}
 	if shared.on {
-		shared.once.Do(func() { shared.srv, shared.err = start(bin) })
+		shared.once.Do(func() { shared.srv, shared.err = startRetrying(bin) })
 		if shared.err != nil {
 			t.Fatal(shared.err)
 		}
 		return shared.srv.url
 	}
-	srv, err := start(bin)
+	srv, err := startRetrying(bin)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -98,8 +98,31 @@ type server struct {
 	out    bytes.Buffer  // its output; read only once exited is closed
 }
 
+// startAttempts bounds the starts of a server. The free port start picks
+// may be taken by another process (a concurrent test binary's listener)
+// before moto_server binds it; moto_server then exits, and another port
+// is tried.
+const startAttempts = 3
+
+// errExited is a moto_server that exited before it answered.
+var errExited = errors.New("moto_server exited early")
+
+// startRetrying starts a server, again on another port when one exits
+// early.
+func startRetrying(bin string) (*server, error) {
+	var err error
+	for range startAttempts {
+		var s *server
+		if s, err = start(bin); !errors.Is(err, errExited) {
+			return s, err
+		}
+	}
+	return nil, err
+}
+
 // start starts moto_server on a free loopback port and waits until it
-// answers.
+// answers: 200 from its dashboard, not another listener's refusal on the
+// same port.
 func start(bin string) (*server, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -125,12 +148,15 @@ func start(bin string) (*server, error) {
 		resp, err := client.Get(moto + "/moto-api/")
 		if err == nil {
 			resp.Body.Close()
-			s.serve(moto)
-			return s, nil
+			if resp.StatusCode == http.StatusOK {
+				s.serve(moto)
+				return s, nil
+			}
+			err = fmt.Errorf("GET /moto-api/: %s", resp.Status)
 		}
 		select {
 		case <-s.exited:
-			return nil, fmt.Errorf("moto_server exited early: %s", s.out.String())
+			return nil, fmt.Errorf("%w: %s", errExited, s.out.String())
 		case <-time.After(100 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
