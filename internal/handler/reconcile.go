@@ -204,7 +204,7 @@ func (h *ReconcileHandler) withReserve(ctx context.Context) (context.Context, co
 func (h *ReconcileHandler) logInvocation(ctx context.Context, billno string, s reconcile.Summary, err error, start time.Time) {
 	level := slog.LevelInfo
 	switch {
-	case err != nil || s.Error != "":
+	case err != nil || s.StopError != "":
 		level = slog.LevelError
 	case s.Errors > 0 || s.Stopped != "":
 		level = slog.LevelWarn
@@ -223,8 +223,8 @@ func (h *ReconcileHandler) logInvocation(ctx context.Context, billno string, s r
 	}
 	if err != nil {
 		attrs = append(attrs, slog.String("error", err.Error()))
-	} else if s.Error != "" {
-		attrs = append(attrs, slog.String("error", s.Error))
+	} else if s.StopError != "" {
+		attrs = append(attrs, slog.String("error", s.StopError))
 	}
 	h.log.LogAttrs(ctx, level, "reconcile", attrs...)
 }

@@ -103,8 +103,8 @@ type Summary struct {
 	// Stopped says why the pass ended before the due items did: budget,
 	// deadline, ledger or credentials; empty when none was left.
 	Stopped string `json:"stopped,omitempty"`
-	// Error is why the pass could not run, or stopped.
-	Error string `json:"error,omitempty"`
+	// StopError is the error that stopped the pass (ledger, credentials).
+	StopError string `json:"stop_error,omitempty"`
 	// Item is the item Check checked, as it is now.
 	Item *ItemState `json:"item,omitempty"`
 }
@@ -133,37 +133,40 @@ func (r *Reconciler) RunOnce(ctx context.Context) Summary {
 		return t.summary()
 	}
 	seen := make(map[string]bool)
-	for !t.stopped() {
-		left := t.budgetLeft()
-		switch {
-		case !timeLeft(ctx):
-			t.stop(StoppedDeadline, nil)
-			continue
-		case left == 0:
-			t.stop(StoppedBudget, nil)
-			continue
-		}
-		limit := min(r.bound(r.Batch, DefaultBatch), left)
-		items, err := r.Ledger.Due(ctx, mchID, r.now(), limit)
-		if err != nil {
-			r.logger().ErrorContext(ctx, "reconcile: the ledger's due items could not be read", slog.String("error", err.Error()))
-			t.stop(StoppedLedger, err)
-			continue
-		}
-		// An item whose write failed is due again at once: once a pass.
-		var fresh []*ledger.Item
-		for _, it := range items {
-			if !seen[it.MchBillno] {
-				seen[it.MchBillno] = true
-				fresh = append(fresh, it)
-			}
-		}
-		r.checkAll(ctx, fresh, t)
-		if len(items) < limit || len(fresh) == 0 {
-			break // nothing more is due
-		}
+	for more := true; more && !t.stopped(); {
+		more = r.nextBatch(ctx, mchID, seen, t)
 	}
 	return t.summary()
+}
+
+// nextBatch reads the next due items (those not seen yet this pass) and checks
+// them. It reports whether more may be due.
+func (r *Reconciler) nextBatch(ctx context.Context, mchID string, seen map[string]bool, t *tally) (more bool) {
+	limit := min(r.bound(r.Batch, DefaultBatch), t.budgetLeft())
+	switch {
+	case !timeLeft(ctx):
+		t.stop(StoppedDeadline, nil)
+		return false
+	case limit == 0:
+		t.stop(StoppedBudget, nil)
+		return false
+	}
+	items, err := r.Ledger.Due(ctx, mchID, r.now(), limit)
+	if err != nil {
+		r.logger().ErrorContext(ctx, "reconcile: the ledger's due items could not be read", slog.String("error", err.Error()))
+		t.stop(StoppedLedger, err)
+		return false
+	}
+	// An item whose write failed is still due: it is checked once a pass.
+	var fresh []*ledger.Item
+	for _, it := range items {
+		if !seen[it.MchBillno] {
+			seen[it.MchBillno] = true
+			fresh = append(fresh, it)
+		}
+	}
+	r.checkAll(ctx, fresh, t)
+	return len(items) == limit && len(fresh) > 0
 }
 
 // Check checks the item k now, due or not: the operator's way to settle
@@ -406,7 +409,7 @@ func (t *tally) stop(why string, err error) {
 		}
 		s.Stopped = why
 		if err != nil {
-			s.Error = err.Error()
+			s.StopError = err.Error()
 			s.Errors++
 		}
 	})

@@ -131,7 +131,7 @@ func TestRunOnceStops(t *testing.T) {
 			if w.totalQueries() != tc.queries || s.Stopped != tc.stopped || s.Errors != tc.errors || s.Settled != 0 {
 				t.Errorf("summary %+v, %d queries; want %d queries, stopped %q, %d errors", s, w.totalQueries(), tc.queries, tc.stopped, tc.errors)
 			}
-			if tc.stopped != "" && tc.stopped != reconcile.StoppedDeadline && s.Error == "" {
+			if tc.stopped != "" && tc.stopped != reconcile.StoppedDeadline && s.StopError == "" {
 				t.Errorf("stopped on %s without saying why", s.Stopped)
 			}
 			for _, b := range billnos {
