@@ -101,7 +101,7 @@ var Schedule = [...]Interval{
 	},
 	AttentionCheck: {
 		When: "NEEDS_ATTENTION", Wait: 6 * time.Hour, From: "the check",
-		Rule: "checked until WeChat's record settles it (RECEIVED, REFUNDED; FAILED or EXPIRED only if WeChat never answered success)",
+		Rule: "checked until WeChat's record ends it as paid (RECEIVED, REFUNDED); anything else, FAILED or NOT_FOUND included, is for a person",
 	},
 	QueryWindow: {
 		When: "NEEDS_ATTENTION is no longer checked", Wait: 30 * 24 * time.Hour, From: "the first try",

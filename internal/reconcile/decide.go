@@ -34,8 +34,10 @@ type decision struct {
 
 // decide is the reconciler's rules: what a reading of item it at now
 // makes of it. It never calls a failure what WeChat did not report, never
-// resends a paid item, and never moves an item WeChat once paid (a
-// send_listid) to FAILED or EXPIRED.
+// resends an item WeChat paid or may have paid (SENT, NEEDS_ATTENTION),
+// and moves an item that needs attention only to the end of a paid red
+// packet (RECEIVED, REFUNDED): FAILED or EXPIRED there is for a person,
+// who can see whether WeChat once paid it.
 func decide(it *ledger.Item, r reading, now time.Time) decision {
 	var d decision
 	switch {
@@ -56,19 +58,16 @@ func decide(it *ledger.Item, r reading, now time.Time) decision {
 // afterNotFound: WeChat has no record of the billno.
 func afterNotFound(it *ledger.Item, now time.Time) decision {
 	d := decision{to: it.State, status: StatusNotFound}
-	unpaid := it.State == ledger.Recorded || it.State == ledger.Unknown ||
-		(it.State == ledger.NeedsAttention && it.SendListID == "")
 	expires := expiresAt(it)
 	switch {
-	case !unpaid:
-		// WeChat answered success once: its record will show. Never sent
-		// again, never expired; the three-day limit stands.
+	case it.State != ledger.Recorded && it.State != ledger.Unknown:
+		// SENT: WeChat answered success, its record will show; never sent
+		// again, never expired, and the three-day limit stands.
+		// NEEDS_ATTENTION: for a person (decide keeps its schedule).
 		d.next = now.Add(wait(NotFoundCheck))
 	case !now.Before(expires):
 		// The billno's window passed with no record: nothing was paid.
 		d.to, d.next = ledger.Expired, time.Time{}
-	case it.State == ledger.NeedsAttention:
-		// Checked on its own schedule (decide).
 	case now.Before(it.FirstTriedAt.Add(wait(ResendWindow))) && seenNotFound(it, now):
 		// Still no record, a while after the last try: send the stored
 		// request again, same billno. The next check is the fallback for a
@@ -92,27 +91,22 @@ func seenNotFound(it *ledger.Item, now time.Time) bool {
 // afterRecord: WeChat's record of the billno says res.Status.
 func afterRecord(it *ledger.Item, res *wxpay.QueryResult, now time.Time) decision {
 	d := decision{to: it.State, status: res.Status, reason: res.Reason}
-	// Moves that only WeChat's paying can explain are safe from any state
-	// the reconciler reads; FAILED is not after a success answer.
-	paidOnce := it.State == ledger.Sent || it.SendListID != ""
+	sent := it.State == ledger.Sent // WeChat answered success
 	switch {
 	case res.Status == wxpay.StatusReceived:
 		d.to = ledger.Received
 	case res.Status == wxpay.StatusRefund:
 		d.to, d.refundTime, d.refundAmount = ledger.Refunded, res.RefundTime, res.RefundAmount
 	case it.State == ledger.NeedsAttention:
-		// Only a person, or WeChat's end of the red packet, resolves it.
-		if !paidOnce && (res.Status == wxpay.StatusFailed || (res.Status == wxpay.StatusSending && res.Reason != "")) {
-			d.to = ledger.Failed
-		}
+		// Only a person, or the end of a paid red packet, resolves it.
 	case res.Status == wxpay.StatusSent:
 		d.to, d.next = ledger.Sent, claimCheck(it, now)
 	case res.Status == wxpay.StatusRefunding:
 		d.to, d.next = ledger.Sent, now.Add(wait(RefundCheck))
-	case res.Status == wxpay.StatusFailed && paidOnce:
+	case res.Status == wxpay.StatusFailed && sent:
 		// WeChat's record contradicts its success answer.
 		d.to = ledger.NeedsAttention
-	case res.Status == wxpay.StatusFailed, res.Status == wxpay.StatusSending && res.Reason != "" && !paidOnce:
+	case res.Status == wxpay.StatusFailed, res.Status == wxpay.StatusSending && res.Reason != "" && !sent:
 		// WeChat says it failed: over a limit, the balance, risk control.
 		d.to = ledger.Failed
 	default:

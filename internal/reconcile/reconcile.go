@@ -13,8 +13,10 @@
 //     (nothing paid);
 //   - SENT: RECEIVED, or REFUNDED with refund_time and refund_amount, on
 //     checks spaced to the 24-hour claim window;
-//   - not final within 72 hours of the first try: NEEDS_ATTENTION, logged
-//     as an error naming the billno.
+//   - not final within 72 hours of the first try (or SENT, then FAILED at
+//     WeChat): NEEDS_ATTENTION, logged as an error naming the billno; then
+//     checked every 6 hours within WeChat's 30-day query window, and moved
+//     only to RECEIVED or REFUNDED: anything else is for a person.
 //
 // Every write is conditional on the item as read (ledger.Store.Reconcile):
 // two reconcilers at once never both move an item, and only the one whose
