@@ -48,8 +48,8 @@ const (
 // sets the others.
 var Schedule = [...]Interval{
 	AfterLease: {
-		When: "a send holds the item (RECORDED, or resent)", Wait: ledger.CheckAfterLease, From: "the send's lease ends (its deadline + 2 s)",
-		Rule: "a send is answered within its invocation; an item still RECORDED after the lease died mid-call, and only gethbinfo tells what WeChat did",
+		When: "a send starts (the first, a repeat or a re-send)", Wait: ledger.CheckAfterLease, From: "the send's lease ends (its deadline + 2 s)",
+		Rule: "a send settles within its invocation; an item still RECORDED after its lease is one whose invocation died mid-call, and only gethbinfo tells what WeChat did",
 	},
 	AfterUnknown: {
 		When: "a send's outcome is unknown (UNKNOWN)", Wait: ledger.CheckAfterUnknown, From: "the send",
