@@ -50,6 +50,10 @@ type Config struct {
 	// another remote address answers NO_AUTH with NoAuthCallerIP and
 	// moves no money. Empty (the default) lets every address call.
 	CallerIPs []netip.Addr
+	// Timeline is how red packets move after their send on the clock Now:
+	// SENDING to SENT, the claim window, the refund, a billno's expiry
+	// (zero fields take their defaults, see Timeline).
+	Timeline Timeline
 
 	// ServerCA signs the server certificate; a new CA when nil.
 	ServerCA *CA
@@ -163,37 +167,79 @@ func WithLogf(logf func(format string, args ...any)) Option {
 	return func(c *Config) { c.Logf = logf }
 }
 
+// WithTimeline sets Config.Timeline.
+func WithTimeline(tl Timeline) Option { return func(c *Config) { c.Timeline = tl } }
+
 // WithConfig lets a test change any Config field.
 func WithConfig(f func(*Config)) Option { return f }
 
-// Clock is a settable clock for Config.Now, safe for concurrent use.
+// Clock is a clock for Config.Now, safe for concurrent use. NewClock's
+// stands still until Advance or Set moves it: a test's injected time.
+// NewAcceleratedClock's runs on its own, speed times as fast as the wall
+// clock, so that a local run sees WeChat's day (the 24-hour claim window,
+// refunds, a billno's expiry) pass in seconds; Advance and Set move it too.
 type Clock struct {
-	mu  sync.Mutex
-	now time.Time
+	mu    sync.Mutex
+	base  time.Time // the clock's time at the wall reading wall
+	wall  time.Time // wall clock (with its monotonic reading) at base
+	speed float64   // 0: stopped
 }
 
 // NewClock returns a clock stopped at t.
-func NewClock(t time.Time) *Clock { return &Clock{now: t} }
+func NewClock(t time.Time) *Clock { return &Clock{base: t} }
+
+// NewAcceleratedClock returns a clock that starts at t and runs speed times
+// as fast as the wall clock: 1 is real time, 60 makes a minute pass each
+// second, 3600 an hour. A speed of 0 or less makes a stopped clock, as
+// NewClock does.
+func NewAcceleratedClock(t time.Time, speed float64) *Clock {
+	if speed <= 0 {
+		return NewClock(t)
+	}
+	return &Clock{base: t, wall: time.Now(), speed: speed}
+}
 
 // Now returns the clock's time.
 func (c *Clock) Now() time.Time {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.now
+	return c.nowLocked()
 }
 
-// Advance moves the clock forward by d.
+func (c *Clock) nowLocked() time.Time {
+	if c.speed == 0 {
+		return c.base
+	}
+	return c.base.Add(time.Duration(float64(time.Since(c.wall)) * c.speed))
+}
+
+// Advance moves the clock forward by d (back, for a negative d).
 func (c *Clock) Advance(d time.Duration) {
 	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
+	defer c.mu.Unlock()
+	c.rebase(c.nowLocked().Add(d))
 }
 
-// Set sets the clock to t.
+// Set sets the clock to t; a running clock runs on from t.
 func (c *Clock) Set(t time.Time) {
 	c.mu.Lock()
-	c.now = t
-	c.mu.Unlock()
+	defer c.mu.Unlock()
+	c.rebase(t)
+}
+
+func (c *Clock) rebase(t time.Time) {
+	c.base = t
+	if c.speed != 0 {
+		c.wall = time.Now()
+	}
+}
+
+// Speed returns how many times as fast as the wall clock the clock runs:
+// 0 for a stopped clock.
+func (c *Clock) Speed() float64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.speed
 }
 
 // chinaTime is China Standard Time (no daylight saving since 1991), the

@@ -36,10 +36,20 @@
 //     merchant daily amount (SENDAMOUNT_LIMIT), requests per second
 //     (FREQ_LIMIT). Days are China Standard Time days of the injected
 //     clock.
+//   - WeChat's timeline, on the server's clock (Config.Timeline, SetFate):
+//     a red packet answered PROCESSING shows SENDING, then SENT or FAILED
+//     (a failure returns the money); SENT becomes RECEIVED when claimed
+//     (Receive, or a scripted claim), else RFUND_ING 24 hours after the
+//     send and then REFUND, with refund_time and refund_amount, the
+//     amount credited to the balance; a billno first tried more than 24
+//     hours ago with no record answers SEND_FAILED and cannot pay. A
+//     Clock, stopped (NewClock, Advance) or accelerated
+//     (NewAcceleratedClock: an hour a second at speed 3600), makes the
+//     day pass at once.
 //
-// Faults (FailNext, FailBillno) make it misbehave as WeChat and the
-// network do: SYSTEMERROR with or without the payment, PROCESSING, slow
-// answers, connection resets before or after the ledger write, gateway
+// Faults (FailNext, FailBillno, FailSends) make it misbehave as WeChat
+// and the network do: SYSTEMERROR with or without the payment,
+// PROCESSING, slow answers, connection resets before or after the ledger write, gateway
 // errors, HTML pages, garbled or truncated XML, any err_code. A backup
 // endpoint (api2) shares the ledger, and SetPrimaryDown makes clients fail
 // over.
@@ -47,9 +57,10 @@
 // Checks run in this order: gateway certificate, fault queue, XML, mch_id
 // and certificate (CA_ERROR), known fields and signature (SIGN_ERROR),
 // caller IP (NO_AUTH), request rate (FREQ_LIMIT), parameters
-// (PARAM_ERROR), then the ledger:
-// repeat or conflict, MONEY_LIMIT, SENDNUM_LIMIT, RCVDAMOUNT_LIMIT,
-// SENDAMOUNT_LIMIT, NOTENOUGH.
+// (PARAM_ERROR), then the ledger: repeat or conflict (a repeat of a
+// SENDING billno answers PROCESSING, of a FAILED one SEND_FAILED), the
+// billno's window (SEND_FAILED), MONEY_LIMIT, SENDNUM_LIMIT,
+// RCVDAMOUNT_LIMIT, SENDAMOUNT_LIMIT, NOTENOUGH.
 //
 // Keys: the CAs and the server use ECDSA P-256; merchant certificates use
 // RSA 2048 like WeChat's, from a small per-process pool so that starting a

@@ -135,12 +135,24 @@ func (s *Server) FailBillno(billno string, faults ...Fault) {
 	s.billnoFaults[billno] = append(s.billnoFaults[billno], faults...)
 }
 
+// FailSends scripts the send requests carrying billno as FailBillno does,
+// leaving its gethbinfo queries alone: a billno whose every send fails
+// (before the payment, say) while its queries answer NOT_FOUND. A request
+// takes at most one fault: FailNext's first, then FailBillno's script,
+// then this one.
+func (s *Server) FailSends(billno string, faults ...Fault) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.sendFaults[billno] = append(s.sendFaults[billno], faults...)
+}
+
 // ClearFaults drops every queued and scripted fault.
 func (s *Server) ClearFaults() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.nextFaults = nil
 	clear(s.billnoFaults)
+	clear(s.sendFaults)
 }
 
 // takeNextFault pops the FailNext queue.
@@ -155,19 +167,31 @@ func (s *Server) takeNextFault() (Fault, bool) {
 	return f, true
 }
 
-// takeBillnoFault pops billno's script.
-func (s *Server) takeBillnoFault(billno string) (Fault, bool) {
+// takeBillnoFault pops billno's script, then (for a send) its send
+// script.
+func (s *Server) takeBillnoFault(billno string, send bool) (Fault, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	script := s.billnoFaults[billno]
+	if f, ok := pop(s.billnoFaults, billno); ok {
+		return f, true
+	}
+	if send {
+		return pop(s.sendFaults, billno)
+	}
+	return Fault{}, false
+}
+
+// pop takes the first fault of key's script in scripts.
+func pop(scripts map[string][]Fault, key string) (Fault, bool) {
+	script := scripts[key]
 	if len(script) == 0 {
 		return Fault{}, false
 	}
 	f := script[0]
 	if len(script) == 1 {
-		delete(s.billnoFaults, billno)
+		delete(scripts, key)
 	} else {
-		s.billnoFaults[billno] = script[1:]
+		scripts[key] = script[1:]
 	}
 	return f, true
 }

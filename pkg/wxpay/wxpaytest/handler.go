@@ -101,8 +101,11 @@ func (s *Server) handle(w http.ResponseWriter, r *http.Request, backup bool) {
 	billno := params["mch_billno"]
 	if billno != "" {
 		s.countBillno(billno)
+		if !query {
+			s.noteTry(billno, s.now())
+		}
 		if !faulted {
-			fault, faulted = s.takeBillnoFault(billno)
+			fault, faulted = s.takeBillnoFault(billno, !query)
 		}
 	}
 	if faulted {

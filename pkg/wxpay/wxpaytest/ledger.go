@@ -42,9 +42,11 @@ type Record struct {
 	// Package is sendminiprogramhb's raw package, empty for the others.
 	Package string
 	// Status is gethbinfo's status: SENT after the send (SENDING after
-	// FaultProcessingAfterPay), then as SetStatus and Receive make it.
+	// FaultProcessingAfterPay), then as the Timeline, the red packet's
+	// Fate, SetStatus and Receive make it.
 	Status string
-	// Reason is gethbinfo's reason (for FAILED).
+	// Reason is gethbinfo's reason (for FAILED, or a SENDING red packet
+	// that is failing).
 	Reason string
 	// SendTime is when the red packet was sent, on the server's clock.
 	SendTime time.Time
@@ -55,6 +57,10 @@ type Record struct {
 	Receivers []Receiver
 
 	seq int // ledger order
+
+	// The Timeline's marks: since when it is SENDING, when it became
+	// SENT, when it became RFUND_ING.
+	sendingSince, sentAt, refundingAt time.Time
 }
 
 // Receiver is one hbinfo entry: who opened how much of the red packet,
@@ -118,11 +124,23 @@ func (s *Server) send(ep *endpoint, q sendRequest, p wxpay.Params, pending bool)
 	now := s.now()
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.tick(now)
 	if rec := s.ledger[q.billno]; rec != nil {
 		if msg := conflict(rec, q); msg != "" {
 			return failure("FATAL_ERROR", msg, p, false)
 		}
+		switch rec.Status {
+		case wxpay.StatusSending:
+			// Still at it: the repeat learns nothing more.
+			return failure("PROCESSING", "", p, false)
+		case wxpay.StatusFailed:
+			return failure("SEND_FAILED", "", p, false)
+		}
 		return sendSuccess(rec)
+	}
+	if s.expired(q.billno, now) {
+		// The billno's window passed with no record: it cannot pay.
+		return failure("SEND_FAILED", "", p, false)
 	}
 	l := s.limits
 	lo, hi := l.MinAmount, l.MaxAmount
@@ -162,10 +180,13 @@ func (s *Server) send(ep *endpoint, q sendRequest, p wxpay.Params, pending bool)
 		TotalAmount: q.amount, TotalNum: q.num, Wishing: q.wishing, ActName: q.actName, Remark: q.remark,
 		SceneID: q.sceneID, ClientIP: q.clientIP,
 		SendListID: listID, Status: wxpay.StatusSent, SendTime: now,
-		seq: len(s.ledger),
+		seq: len(s.ledger), sendingSince: now, sentAt: now,
 	}
 	if pending {
 		rec.Status = wxpay.StatusSending
+		if f := s.fates[q.billno]; f.Fail {
+			rec.Reason = f.Reason
+		}
 	}
 	if q.mini {
 		if rec.Package, err = s.newPackage(q.mchID, q.wxappid); err != nil {
@@ -173,6 +194,7 @@ func (s *Server) send(ep *endpoint, q sendRequest, p wxpay.Params, pending bool)
 		}
 	}
 	s.ledger[q.billno] = rec
+	s.watch(rec)
 	s.payments[q.billno]++
 	s.balance -= q.amount
 	day.merchant += q.amount
@@ -249,8 +271,10 @@ func (s *Server) newPackage(mchID, appID string) (string, error) {
 // query is gethbinfo: the record of a billno, NOT_FOUND when there is
 // none. The appid is not compared with the red packet's wxappid.
 func (s *Server) query(p wxpay.Params) *answer {
+	now := s.now()
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.tick(now)
 	rec := s.ledger[p["mch_billno"]]
 	if rec == nil {
 		return failure("NOT_FOUND", "", p, true)
@@ -292,18 +316,24 @@ func (s *Server) query(p wxpay.Params) *answer {
 }
 
 // Payments returns how many times money left the balance for billno: 0 or
-// 1 when the simulator, and its client, keep WeChat's rule.
+// 1 when the simulator, and its client, keep WeChat's rule. A red packet
+// that ended FAILED after SENDING (Fate.Fail) got its money back and counts
+// 0.
 func (s *Server) Payments(billno string) int {
+	now := s.now()
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.tick(now)
 	return s.payments[billno]
 }
 
 // TotalPayments returns how many red packets were paid, all billnos
 // together.
 func (s *Server) TotalPayments() int {
+	now := s.now()
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.tick(now)
 	n := 0
 	for _, c := range s.payments {
 		n += c
@@ -313,8 +343,10 @@ func (s *Server) TotalPayments() int {
 
 // Record returns a copy of billno's ledger entry.
 func (s *Server) Record(billno string) (Record, bool) {
+	now := s.now()
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.tick(now)
 	rec := s.ledger[billno]
 	if rec == nil {
 		return Record{}, false
@@ -324,8 +356,10 @@ func (s *Server) Record(billno string) (Record, bool) {
 
 // Records returns copies of every ledger entry, oldest first.
 func (s *Server) Records() []Record {
+	now := s.now()
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.tick(now)
 	out := make([]Record, 0, len(s.ledger))
 	for _, rec := range s.ledger {
 		out = append(out, rec.clone())
@@ -336,16 +370,21 @@ func (s *Server) Records() []Record {
 
 // Balance returns the merchant's balance in fen.
 func (s *Server) Balance() int64 {
+	now := s.now()
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.tick(now)
 	return s.balance
 }
 
 // SetBalance sets the merchant's balance in fen (a top-up, or 0 for
-// NOTENOUGH).
+// NOTENOUGH). Refunds due by now are made first, so that they do not
+// land on the new balance later.
 func (s *Server) SetBalance(fen int64) {
+	now := s.now()
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.tick(now)
 	s.balance = fen
 }
 
@@ -373,9 +412,11 @@ var validStatuses = map[string]bool{
 }
 
 // SetStatus moves billno's red packet to status, one of gethbinfo's
-// (SENDING, SENT, FAILED, RECEIVED, RFUND_ING, REFUND). REFUND returns
-// what was not received to the balance and sets refund_time and
-// refund_amount; FAILED sets reason.
+// (SENDING, SENT, FAILED, RECEIVED, RFUND_ING, REFUND), whatever the
+// Timeline says; the Timeline moves it on from there (SENDING, SENT and
+// RFUND_ING count from now). REFUND returns what was not received to the
+// balance and sets refund_time and refund_amount; FAILED sets reason and
+// moves no money.
 func (s *Server) SetStatus(billno, status string) error {
 	if !validStatuses[status] {
 		return fmt.Errorf("wxpaytest: unknown status %q", status)
@@ -383,41 +424,48 @@ func (s *Server) SetStatus(billno, status string) error {
 	now := s.now()
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.tick(now)
 	rec := s.ledger[billno]
 	if rec == nil {
 		return fmt.Errorf("wxpaytest: no red packet %q", billno)
 	}
 	switch status {
+	case wxpay.StatusSending:
+		rec.sendingSince = now
+	case wxpay.StatusSent:
+		rec.sentAt = now
+	case wxpay.StatusRefunding:
+		rec.refundingAt = now
 	case wxpay.StatusRefund:
-		if rec.RefundTime.IsZero() {
-			left := rec.TotalAmount
-			for _, rv := range rec.Receivers {
-				left -= rv.Amount
-			}
-			rec.RefundTime, rec.RefundAmount = now, left
-			s.balance += left
-		}
+		s.refund(rec, now)
 	case wxpay.StatusFailed:
 		if rec.Reason == "" {
 			rec.Reason = "发放失败"
 		}
 	}
 	rec.Status = status
+	s.watch(rec)
 	return nil
 }
 
 // Receive records that openid opened amount fen of billno's red packet
-// now, adding an hbinfo entry. amount 0 means the whole of a normal red
-// packet. When every share is taken the status becomes RECEIVED. It is an
-// error to exceed total_num or total_amount, or to receive a normal red
-// packet as anyone but its re_openid.
+// now, adding an hbinfo entry: a scripted claim. amount 0 means the whole
+// of a normal red packet. When every share is taken the status becomes
+// RECEIVED. It is an error to exceed total_num or total_amount, to
+// receive a normal red packet as anyone but its re_openid, or to receive
+// one that is not SENT (SENDING, FAILED, or past its claim window:
+// RFUND_ING, REFUND).
 func (s *Server) Receive(billno, openid string, amount int64) error {
 	now := s.now()
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.tick(now)
 	rec := s.ledger[billno]
 	if rec == nil {
 		return fmt.Errorf("wxpaytest: no red packet %q", billno)
+	}
+	if rec.Status != wxpay.StatusSent {
+		return statusError(billno, rec.Status, "received")
 	}
 	if amount == 0 && rec.TotalNum == 1 {
 		amount = rec.TotalAmount
@@ -438,6 +486,7 @@ func (s *Server) Receive(billno, openid string, amount int64) error {
 	rec.Receivers = append(rec.Receivers, Receiver{OpenID: openid, Amount: amount, RcvTime: now})
 	if int64(len(rec.Receivers)) == rec.TotalNum {
 		rec.Status = wxpay.StatusReceived
+		s.watch(rec)
 	}
 	return nil
 }

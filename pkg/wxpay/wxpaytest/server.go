@@ -42,7 +42,8 @@ type Server struct {
 	handshakes atomic.Int64
 	verified   sync.Map // [32]byte fingerprint -> bool: chains to the merchant CA
 
-	// mu guards everything below: merchant, ledger, limits, faults.
+	// mu guards everything below: merchant, ledger, limits, faults, the
+	// timeline.
 	mu           sync.Mutex
 	rand         io.Reader
 	merchant     *MerchantFiles
@@ -58,6 +59,11 @@ type Server struct {
 	callerIPs    []netip.Addr
 	nextFaults   []Fault
 	billnoFaults map[string][]Fault
+	sendFaults   map[string][]Fault
+	timeline     Timeline
+	fates        map[string]Fate
+	live         map[string]*Record   // records with a move ahead (Timeline)
+	firstTry     map[string]time.Time // billno -> its first send request
 
 	statsMu        sync.Mutex
 	requests       int
@@ -166,6 +172,11 @@ func Start(cfg Config) (*Server, error) {
 		payments:     map[string]int{},
 		days:         map[string]*dayStats{},
 		billnoFaults: map[string][]Fault{},
+		sendFaults:   map[string][]Fault{},
+		timeline:     cfg.Timeline.withDefaults(),
+		fates:        map[string]Fate{},
+		live:         map[string]*Record{},
+		firstTry:     map[string]time.Time{},
 		callerIPs:    callerIPs,
 		byPath:       map[string]int{},
 		byBillno:     map[string]int{},
