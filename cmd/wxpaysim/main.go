@@ -14,13 +14,26 @@
 //
 //	go run ./cmd/wxpaysim [-addr 127.0.0.1:8443] [-backup-addr 127.0.0.1:8444]
 //	    [-dir .local] [-mch-id 1900000109] [-balance fen] [-rps n]
-//	    [-caller-ips 203.0.113.10,203.0.113.11]
+//	    [-caller-ips 203.0.113.10,203.0.113.11] [-speed 3600] [-claim-after 30m]
 //	    [-hosts host.docker.internal] [-secrets-addr 127.0.0.1:4566]
 //	    [-secret-id wxpay/local] [-fresh] [-v]
 //
 // -caller-ips sets the merchant's caller-IP allowlist (调用IP地址): requests
 // from any other address answer NO_AUTH, as WeChat does. Without it every
 // address may call.
+//
+// -speed runs the simulator's clock that many times as fast as the wall
+// clock, from now (wxpaytest.NewAcceleratedClock): with -speed 3600 an hour
+// passes each second, so WeChat's timeline plays out within a minute or
+// two: a red packet answered PROCESSING shows SENDING for 10 minutes
+// (a sixth of a second), an unclaimed red packet becomes RFUND_ING 24 hours
+// after it was sent (24 s) and REFUND an hour later, its money back in the
+// balance, and a billno first tried more than 24 hours ago that WeChat has
+// no record of answers SEND_FAILED. send_time, rcv_time, refund_time and
+// the daily limits follow that clock. The default, 1, is real time.
+// -claim-after has every red packet claimed by its receiver that long (on
+// the simulator's clock) after it became SENT; by default none is, and
+// each is refunded after the 24-hour claim window.
 //
 // It runs until SIGINT or SIGTERM.
 package main
@@ -35,6 +48,7 @@ import (
 	"net/netip"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -70,6 +84,8 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	mchID := fs.String("mch-id", wxpaytest.DefaultMchID, "the simulated merchant's mch_id")
 	balance := fs.Int64("balance", wxpaytest.DefaultBalance, "the merchant's balance in `fen`")
 	rps := fs.Int("rps", 0, "requests per second before FREQ_LIMIT (0: no limit)")
+	speed := fs.Float64("speed", 1, "the simulator's clock runs this many `times` as fast as the wall clock (3600: an hour a second; 1: real time)")
+	claimAfter := fs.Duration("claim-after", 0, "every red packet is claimed by its receiver this long after it became SENT, on the simulator's clock (0: never; refunded after 24 h)")
 	callerIPs := fs.String("caller-ips", "", "the merchant's caller-IP allowlist (调用IP地址): comma-separated `addresses`; others answer NO_AUTH (empty: any address)")
 	hosts := fs.String("hosts", "", "extra comma-separated `names` for the server certificate (e.g. host.docker.internal)")
 	secretsAddr := fs.String("secrets-addr", "", "`address` of a fake Secrets Manager endpoint serving the secret; empty for none")
@@ -90,6 +106,10 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		fmt.Fprintln(fs.Output(), "wxpaysim: -balance and -rps must not be negative")
 		return errUsage
 	}
+	if !(*speed >= 1 && *speed <= maxSpeed) || *claimAfter < 0 {
+		fmt.Fprintf(fs.Output(), "wxpaysim: -speed must be 1 to %d and -claim-after not negative\n", maxSpeed)
+		return errUsage
+	}
 	allowlist, err := parseCallerIPs(*callerIPs)
 	if err != nil {
 		fmt.Fprintf(fs.Output(), "wxpaysim: -caller-ips: %v\n", err)
@@ -102,6 +122,12 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		BackupAddr: *backupAddr,
 		Limits:     wxpaytest.Limits{RequestsPerSecond: *rps},
 		CallerIPs:  allowlist,
+		Timeline:   wxpaytest.Timeline{Claim: *claimAfter},
+	}
+	var clock *wxpaytest.Clock
+	if *speed != 1 {
+		clock = wxpaytest.NewAcceleratedClock(time.Now(), *speed)
+		cfg.Now = clock.Now
 	}
 	for _, h := range strings.Split(*hosts, ",") {
 		if h = strings.TrimSpace(h); h != "" {
@@ -154,6 +180,13 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	if len(allowlist) > 0 {
 		fmt.Fprintf(out, "  callers   %s (调用IP地址: any other address answers NO_AUTH)\n", joinAddrs(allowlist))
 	}
+	if clock != nil {
+		fmt.Fprintf(out, "  clock     %s times real time: 24 h pass in %s (now %s in China)\n",
+			strconv.FormatFloat(*speed, 'f', -1, 64), wallTime(24*time.Hour, *speed), clock.Now().In(chinaTime).Format(time.DateTime))
+	}
+	if *claimAfter > 0 {
+		fmt.Fprintf(out, "  claims    every red packet, %s after it became SENT\n", *claimAfter)
+	}
 	fmt.Fprintf(out, "\nSet:\n")
 	for _, line := range files.EnvLines {
 		fmt.Fprintf(out, "export %s\n", line)
@@ -173,6 +206,23 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	<-ctx.Done()
 	fmt.Fprintf(stdout, "wxpaysim: stopping after %d requests, %d red packets paid\n", s.Requests(), s.TotalPayments())
 	return nil
+}
+
+// maxSpeed bounds -speed: at 100000 times real time the merchant
+// certificate's five years pass in under half an hour.
+const maxSpeed = 100000
+
+// chinaTime is China Standard Time, the zone of WeChat's times.
+var chinaTime = time.FixedZone("CST", 8*60*60)
+
+// wallTime is how long d on a clock running speed times as fast takes on
+// the wall clock, rounded for display.
+func wallTime(d time.Duration, speed float64) time.Duration {
+	w := time.Duration(float64(d) / speed)
+	if w >= time.Second {
+		return w.Round(100 * time.Millisecond)
+	}
+	return w.Round(time.Millisecond)
 }
 
 // reusable loads the credentials a previous run left in dir, if they are

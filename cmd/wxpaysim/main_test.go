@@ -274,3 +274,91 @@ func TestRunBadArguments(t *testing.T) {
 		t.Errorf("bad address: %v", err)
 	}
 }
+
+// TestRunSpeed: with -speed the simulator's clock runs ahead of the wall
+// clock, so WeChat's day passes in a moment: an unclaimed red packet is
+// refunded (RFUND_ING 24 h after its send, REFUND an hour later) within a
+// second at 100000 times real time, and with -claim-after one is claimed
+// instead.
+func TestRunSpeed(t *testing.T) {
+	for _, tc := range []struct {
+		name, claim, status string
+		output              []string
+	}{
+		{name: "unclaimed", status: wxpay.StatusRefund,
+			output: []string{"clock     100000 times real time: 24 h pass in 864ms (now "}},
+		{name: "claimed", claim: "30m", status: wxpay.StatusReceived,
+			output: []string{"clock     100000 times real time", "claims    every red packet, 30m0s after it became SENT"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			args := []string{"-addr", "127.0.0.1:0", "-dir", dir, "-speed", "100000"}
+			if tc.claim != "" {
+				args = append(args, "-claim-after", tc.claim)
+			}
+			out, stop := startRun(t, args...)
+			for _, want := range tc.output {
+				if !strings.Contains(out, want) {
+					t.Errorf("output lacks %q:\n%s", want, out)
+				}
+			}
+			c := simClient(t, out, dir)
+			ctx := context.Background()
+			req := &wxpay.SendRequest{MchBillno: "SPEED1", WxAppID: "wx8888888888888888", SendName: "测试", ReOpenID: "openid",
+				TotalAmount: 300, TotalNum: 1, Wishing: "w", ClientIP: "127.0.0.1", ActName: "a", Remark: "r"}
+			if _, err := c.SendRedpack(ctx, req); err != nil {
+				t.Fatal(err)
+			}
+			var res *wxpay.QueryResult
+			for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+				var err error
+				res, err = c.QueryRedpack(ctx, &wxpay.QueryRequest{MchBillno: "SPEED1", AppID: "wx8888888888888888"})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if res.Status == tc.status || time.Now().After(deadline) {
+					break
+				}
+			}
+			switch {
+			case res.Status != tc.status:
+				t.Errorf("status %s after 30 s, want %s", res.Status, tc.status)
+			case tc.status == wxpay.StatusRefund && (res.RefundAmount != 300 || res.RefundTime == ""):
+				t.Errorf("refund %d at %q, want 300", res.RefundAmount, res.RefundTime)
+			case tc.status == wxpay.StatusReceived && (len(res.Receivers) != 1 || res.Receivers[0].Amount != 300):
+				t.Errorf("receivers %+v", res.Receivers)
+			}
+			stop()
+		})
+	}
+	if err := run(context.Background(), []string{"-speed", "0.5"}, io.Discard); !errors.Is(err, errUsage) {
+		t.Errorf("-speed 0.5: %v", err)
+	}
+	if err := run(context.Background(), []string{"-claim-after", "-1h"}, io.Discard); !errors.Is(err, errUsage) {
+		t.Errorf("-claim-after -1h: %v", err)
+	}
+}
+
+// simClient is a client of the simulator run printed out and wrote its
+// files to dir.
+func simClient(t *testing.T, out, dir string) *wxpay.Client {
+	t.Helper()
+	secret, err := os.ReadFile(filepath.Join(dir, "secret.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	creds, err := credstore.ParseSecret(secret, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	caPEM, _ := os.ReadFile(exported(t, out, "SSL_CERT_FILE"))
+	roots := x509.NewCertPool()
+	roots.AppendCertsFromPEM(caPEM)
+	c, err := wxpay.NewClient(wxpay.Config{Credentials: creds, BaseURL: exported(t, out, "WXPAY_BASE_URL"), RootCAs: roots,
+		Sleep: func(context.Context, time.Duration) error { return nil }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.CloseIdleConnections)
+	return c
+}
