@@ -44,6 +44,10 @@ const (
 // events/.
 var functionNames = []string{"sendgroup", "sendmini", "send", "query"}
 
+// bootstrapNames are the bootstraps bootstraps builds: the four functions
+// and the reconciler (functions/reconcile, which has no sample events).
+var bootstrapNames = append(slices.Clone(functionNames), "reconcile")
+
 // binDir is the temporary directory the bootstraps are built into,
 // removed by TestMain.
 var binDir struct {
@@ -110,9 +114,9 @@ func skipShort(tb testing.TB) {
 	}
 }
 
-// bootstraps builds the four bootstraps once per test binary, in
-// parallel, as the Makefile does but for this machine (runtimeapi.Build),
-// and returns their paths by function name.
+// bootstraps builds the bootstraps (bootstrapNames) once per test binary,
+// in parallel, as the Makefile does but for this machine
+// (runtimeapi.Build), and returns their paths by function name.
 func bootstraps(tb testing.TB) map[string]string {
 	tb.Helper()
 	skipShort(tb)
@@ -130,8 +134,8 @@ func bootstraps(tb testing.TB) map[string]string {
 			wg   sync.WaitGroup
 			errs []error
 		)
-		bins := make(map[string]string, len(functionNames))
-		for _, name := range functionNames {
+		bins := make(map[string]string, len(bootstrapNames))
+		for _, name := range bootstrapNames {
 			wg.Go(func() {
 				path, err := runtimeapi.Build(ctx, moduleRoot, "./functions/"+name, dir)
 				mu.Lock()
