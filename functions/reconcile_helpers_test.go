@@ -96,16 +96,16 @@ const ledgerTimeLayout = "2006-01-02T15:04:05.000Z"
 // scanned is what the tests read of an item in a scan, and the item as
 // stored.
 type scanned struct {
-	MchBillno    string `dynamodbav:"mch_billno"`
-	State        string `dynamodbav:"state"`
-	Status       string `dynamodbav:"status"`
-	Attempts     int    `dynamodbav:"attempts"`
-	NextCheckAt  string `dynamodbav:"next_check_at"`
-	RefundTime   string `dynamodbav:"refund_time"`
-	RefundAmount int64  `dynamodbav:"refund_amount"`
-	ErrCode      string `dynamodbav:"err_code"`
-	Source       string `dynamodbav:"source"`
-	API          string `dynamodbav:"api"`
+	MchBillno    string            `dynamodbav:"mch_billno"`
+	State        string            `dynamodbav:"state"`
+	Status       string            `dynamodbav:"status"`
+	Attempts     int               `dynamodbav:"attempts"`
+	NextCheckAt  string            `dynamodbav:"next_check_at"`
+	RefundTime   string            `dynamodbav:"refund_time"`
+	RefundAmount int64             `dynamodbav:"refund_amount"`
+	ErrCode      string            `dynamodbav:"err_code"`
+	Source       string            `dynamodbav:"source"`
+	API          string            `dynamodbav:"api"`
 	Fields       map[string]string `dynamodbav:"fields"`
 	raw          map[string]types.AttributeValue
 }
