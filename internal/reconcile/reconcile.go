@@ -22,6 +22,10 @@
 // two reconcilers at once never both move an item, and only the one whose
 // write won sends a stored request again. A run that loses a race moves
 // on.
+//
+// A pass's Summary gives its CloudWatch metrics (Summary.Metrics,
+// Summary.TransitionMetrics): the moves, the items that need attention,
+// and the gauges of the items it read (Backlog).
 package reconcile
 
 import (
@@ -109,6 +113,32 @@ type Summary struct {
 	StopError string `json:"stop_error,omitempty"`
 	// Item is the item Check checked, as it is now.
 	Item *ItemState `json:"item,omitempty"`
+	// Backlog is what the pass saw of the due items; nil for Check, and
+	// for a pass that could not read them.
+	Backlog *Backlog `json:"backlog,omitempty"`
+}
+
+// UnknownAlarmAge is how long after its first try an item whose outcome
+// is not known (UNKNOWN, or RECORDED with its lease ended) is counted in
+// Backlog.UnknownOverOneHour.
+const UnknownAlarmAge = time.Hour
+
+// Backlog is what a pass saw of the items it read from the ledger's due
+// index (Store.Due): the gauges of its metrics. It covers only the items
+// due during the pass, as far as the pass's budget and deadline let it
+// read them (earliest next check first), not every item not final: an
+// item waiting for a later check is not seen, and an item the pass saw
+// is counted as the pass read it, before its check.
+type Backlog struct {
+	// Seen counts the due items the pass read.
+	Seen int `json:"seen"`
+	// UnknownOverOneHour counts the items seen UNKNOWN, or RECORDED with
+	// their lease ended, more than UnknownAlarmAge after their first try.
+	UnknownOverOneHour int `json:"unknown_over_one_hour"`
+	// OldestUnsettledAgeSeconds is the age (seconds from the first try to
+	// the read, to the millisecond) of the oldest item seen not final
+	// (Sent and NeedsAttention included); 0 when none.
+	OldestUnsettledAgeSeconds float64 `json:"oldest_unsettled_age_seconds"`
 }
 
 // ItemState is an item as Check shows it.
@@ -153,7 +183,8 @@ func (r *Reconciler) nextBatch(ctx context.Context, mchID string, seen map[strin
 		t.stop(StoppedBudget, nil)
 		return false
 	}
-	items, err := r.Ledger.Due(ctx, mchID, r.now(), limit)
+	now := r.now()
+	items, err := r.Ledger.Due(ctx, mchID, now, limit)
 	if err != nil {
 		r.logger().ErrorContext(ctx, "reconcile: the ledger's due items could not be read", slog.String("error", err.Error()))
 		t.stop(StoppedLedger, err)
@@ -167,6 +198,7 @@ func (r *Reconciler) nextBatch(ctx context.Context, mchID string, seen map[strin
 			fresh = append(fresh, it)
 		}
 	}
+	t.see(fresh, now)
 	r.checkAll(ctx, fresh, t)
 	return len(items) == limit && len(fresh) > 0
 }
@@ -386,6 +418,30 @@ func (t *tally) move(from, to ledger.State) {
 	})
 }
 
+// see counts items, read from the due index at now, in the pass's
+// Backlog (created by the first read, even of no item).
+func (t *tally) see(items []*ledger.Item, now time.Time) {
+	t.add(func(s *Summary) {
+		if s.Backlog == nil {
+			s.Backlog = &Backlog{}
+		}
+		b := s.Backlog
+		for _, it := range items {
+			b.Seen++
+			if it.State.Final() || it.FirstTriedAt.IsZero() {
+				continue
+			}
+			age := now.Sub(it.FirstTriedAt)
+			if notKnown := it.State == ledger.Unknown || (it.State == ledger.Recorded && it.LeaseFree(now)); notKnown && age > UnknownAlarmAge {
+				b.UnknownOverOneHour++
+			}
+			if secs := float64(age.Milliseconds()) / 1000; secs > b.OldestUnsettledAgeSeconds {
+				b.OldestUnsettledAgeSeconds = secs
+			}
+		}
+	})
+}
+
 // take takes one query from the budget, if any is left.
 func (t *tally) take() bool {
 	t.mu.Lock()
@@ -429,6 +485,10 @@ func (t *tally) summary() Summary {
 	s := t.s
 	if s.Transitions == nil {
 		s.Transitions = map[string]int{}
+	}
+	if s.Backlog != nil {
+		b := *s.Backlog
+		s.Backlog = &b
 	}
 	return s
 }
