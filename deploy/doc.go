@@ -1,13 +1,19 @@
 // Package deploy holds no production code. Its tests check the deployment
 // files at the repository root (template.yaml, Makefile, env/local.json)
-// against the project's contract: the four functions, their routes, IAM-only
-// access to the API, least-privilege execution roles, the SQS queues with
-// their dead-letter queue, the DynamoDB ledger table with each function's
-// exact item actions on it, and, with the template resolved for parameter
-// values as CloudFormation would, each egress mode (public, subnets,
-// create: VPC, NAT gateways, Elastic IPs, endpoints, EgressIps) and each
-// architecture (arm64, x86_64, with the Makefile's GOARCH for it, run
-// through make -n), and ARNs and URLs that hold in every partition.
-// deploy/sam_transform.py runs the AWS SAM translator and cfn-lint over the
-// same template for every parameter combination, in aws and aws-cn.
+// against the project's contract: the five functions (four behind the
+// API, the reconciler on its schedule), their routes, IAM-only access to
+// the API, least-privilege execution roles, the SQS queues with their
+// dead-letter queue, the DynamoDB ledger table (compared with
+// ledger.TableInput, the reconciler's index due included) with each
+// function's exact item actions on it, the reconciler's schedule and its
+// retries, the alarms (metric, statistic, threshold, topic), the
+// dashboard (its body parsed as JSON once Fn::Sub has filled it in, each
+// metric shown) and its URL per partition, and, with the template
+// resolved for parameter values as CloudFormation would, each egress mode
+// (public, subnets, create: VPC, NAT gateways, Elastic IPs, endpoints,
+// EgressIps) and each architecture (arm64, x86_64, with the Makefile's
+// GOARCH for it, run through make -n), and ARNs and URLs that hold in every
+// partition. deploy/sam_transform.py runs the AWS SAM translator and
+// cfn-lint over the same template for every parameter combination, in aws
+// and aws-cn, and checks the stacks they make.
 package deploy

@@ -15,9 +15,11 @@ aws-cn (cn-north-1). For each one the script
    outputs whose condition is false. What is left is what CloudFormation
    would create;
 3. checks the template's Rules and what that stack would hold: the
-   functions, their roles, the API, the queues, the ledger and the network
-   (no VPC in public mode, the merchant's subnets in subnets mode, a VPC
-   with NAT gateways, Elastic IPs and endpoints in create mode);
+   functions, their roles, the API, the queues, the ledger and its index,
+   the reconciler's schedule, the alarms, the dashboard (its body parsed as
+   JSON) and its URL, and the network (no VPC in public mode, the
+   merchant's subnets in subnets mode, a VPC with NAT gateways, Elastic IPs
+   and endpoints in create mode);
 4. runs cfn-lint (errors and warnings) over each distinct resolved template
    for its region, with W1030 mandatory (the template silences it for
    parameter defaults that a combination never uses).
@@ -52,21 +54,69 @@ ACCOUNT = "123456789012"
 # Partition -> the region the stack is transformed and linted for.
 PARTITIONS = {"aws": "us-east-1", "aws-cn": "cn-north-1"}
 
+# Function -> (method, route, fed by a queue); the reconciler has no route.
 FUNCTIONS = {
     "SendGroupFunction": ("POST", "/redpacks/group", True),
     "SendMiniFunction": ("POST", "/redpacks/mini", True),
     "SendFunction": ("POST", "/redpacks", True),
     "QueryFunction": ("GET", "/redpacks/{mch_billno}", False),
+    "ReconcileFunction": (None, None, False),
 }
+API_FUNCTIONS = [f for f, (m, _, _) in FUNCTIONS.items() if m]
 
 # The item actions each function makes on the ledger table, and no others.
+# The send and query functions have them on the table and its indexes, the
+# reconciler on the table alone, and Query on the index due alone (no
+# PutItem: its re-sends are of items that exist).
 SEND_LEDGER = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"]
 LEDGER_ACTIONS = {
     "SendGroupFunction": SEND_LEDGER,
     "SendMiniFunction": SEND_LEDGER,
     "SendFunction": SEND_LEDGER,
     "QueryFunction": ["dynamodb:GetItem", "dynamodb:UpdateItem"],
+    "ReconcileFunction": ["dynamodb:GetItem", "dynamodb:UpdateItem"],
 }
+DUE_INDEX_ACTIONS = {"ReconcileFunction": ["dynamodb:Query"]}
+
+# Timeouts: below API Gateway's 29 s behind it, a minute for a pass.
+TIMEOUTS = {f: 28 for f in API_FUNCTIONS} | {"ReconcileFunction": 60}
+
+# The ledger table's key and the reconciler's index (internal/ledger:
+# TableInput, DueIndex; deploy/template_test.go compares the template to
+# TableInput itself).
+LEDGER_ATTRIBUTES = {"mch_id": "S", "mch_billno": "S", "due": "S", "next_check_at": "S"}
+LEDGER_KEY = [{"AttributeName": "mch_id", "KeyType": "HASH"}, {"AttributeName": "mch_billno", "KeyType": "RANGE"}]
+DUE_INDEX = {
+    "IndexName": "due",
+    "KeySchema": [{"AttributeName": "due", "KeyType": "HASH"}, {"AttributeName": "next_check_at", "KeyType": "RANGE"}],
+    "Projection": {"ProjectionType": "ALL"},
+}
+
+# The metrics the functions write (Embedded Metric Format, namespace
+# WxRedpack): name -> dimensions.
+NAMESPACE = "WxRedpack"
+METRICS = {
+    "Sends": ["Function", "Api", "Outcome"],
+    "Replays": ["Function"],
+    "Conflicts": ["Function"],
+    "Unknowns": ["Function"],
+    "Transitions": ["From", "To"],
+    "NeedsAttention": [],
+    "UnknownOverOneHour": [],
+    "OldestUnsettledAgeSeconds": [],
+}
+
+# The alarms: logical id -> (namespace, metric, statistic, comparison,
+# threshold, period, evaluation periods, missing data).
+ALARMS = {
+    "RedpackDeadLetterAlarm": ("AWS/SQS", "ApproximateNumberOfMessagesVisible", "Maximum", "GreaterThanThreshold", 0, 60, 1, "notBreaching"),
+    "UnknownOverOneHourAlarm": (NAMESPACE, "UnknownOverOneHour", "Maximum", "GreaterThanThreshold", 0, 300, 1, "notBreaching"),
+    "NeedsAttentionAlarm": (NAMESPACE, "NeedsAttention", "Sum", "GreaterThanThreshold", 0, 300, 1, "notBreaching"),
+    "ReconcilerStalledAlarm": (NAMESPACE, "OldestUnsettledAgeSeconds", "SampleCount", "LessThanThreshold", 1, 300, 3, "breaching"),
+}
+
+# The console's domain per partition (output DashboardUrl).
+CONSOLE = {"aws": "console.aws.amazon.com", "aws-cn": "console.amazonaws.cn"}
 
 # What Lambda needs of a function's role to place it in subnets (the EC2
 # actions of AWSLambdaVPCAccessExecutionRole): the network interface
@@ -153,6 +203,7 @@ def combinations():
                 "PaySignPackage": "raw",
                 "LogLevel": "DEBUG",
                 "VpcCidr": "10.20.0.0/20",
+                "ReconcileSchedule": "rate(5 minutes)",
             })
         label = f"{partition} {mode} nat={nats} sm-endpoint={endpoint} {arch} {profile}"
         facts = {
@@ -163,6 +214,8 @@ def combinations():
             "endpoint": endpoint == "true",
             "arch": arch,
             "kms": profile == "full",
+            "alarm_topic": params.get("AlarmTopicArn"),
+            "schedule": params.get("ReconcileSchedule", "rate(1 minute)"),
         }
         yield label, partition, params, facts
 
@@ -175,7 +228,10 @@ class Resolver:
     """Evaluates a template's conditions and intrinsic functions that depend
     only on parameters, as CloudFormation does when it creates the stack."""
 
-    def __init__(self, tpl, params):
+    def __init__(self, tpl, params, pseudo=None):
+        # pseudo: pseudo parameters (AWS::Partition, ...) as conditions
+        # see them; elsewhere they stay references.
+        self.pseudo = pseudo or {}
         self.params = {}
         for name, spec in tpl.get("Parameters", {}).items():
             v = params.get(name, spec.get("Default"))
@@ -219,7 +275,8 @@ class Resolver:
         if fn == "Fn::Or":
             return any(self.truth(x) for x in arg)
         if fn == "Fn::Equals":
-            a, b = (self.value(x) for x in arg)
+            a, b = (self.pseudo.get(x["Ref"], x) if isinstance(x, dict) and list(x) == ["Ref"] else x for x in arg)
+            a, b = self.value(a), self.value(b)
             return str(a) == str(b)
         # Rule functions (Rules: Assertions).
         if fn == "Fn::EachMemberEquals":
@@ -273,10 +330,11 @@ class Resolver:
                     fail(f"rule {name}: {a.get('AssertDescription', a['Assert'])}")
 
 
-def resolve(cfn, params):
-    """The stack CloudFormation would create from cfn with params: no
-    Parameters, Conditions or Rules left, parameters replaced by values."""
-    r = Resolver(cfn, params)
+def resolve(cfn, params, pseudo=None):
+    """The stack CloudFormation would create from cfn with params (and the
+    pseudo parameters conditions test): no Parameters, Conditions or Rules
+    left, parameters replaced by values."""
+    r = Resolver(cfn, params, pseudo)
     r.rules(cfn)
     out = {k: v for k, v in cfn.items() if k not in ("Parameters", "Conditions", "Rules", "Resources", "Outputs")}
     for section in ("Resources", "Outputs"):
@@ -356,10 +414,19 @@ def check(cfn, facts):
         fail(f"{table}: BillingMode {tp.get('BillingMode')!r}, DeletionProtectionEnabled {tp.get('DeletionProtectionEnabled')!r}")
     if "TimeToLiveSpecification" in tp:
         fail(f"{table}: TimeToLiveSpecification: ledger items never expire")
+    attrs = {a["AttributeName"]: a["AttributeType"] for a in tp.get("AttributeDefinitions", [])}
+    if attrs != LEDGER_ATTRIBUTES or len(tp.get("AttributeDefinitions", [])) != len(LEDGER_ATTRIBUTES):
+        fail(f"{table}: AttributeDefinitions {tp.get('AttributeDefinitions')!r}, want {LEDGER_ATTRIBUTES!r}")
+    if tp.get("KeySchema") != LEDGER_KEY:
+        fail(f"{table}: KeySchema {tp.get('KeySchema')!r}, want {LEDGER_KEY!r}")
+    if tp.get("GlobalSecondaryIndexes") != [DUE_INDEX] or tp.get("LocalSecondaryIndexes"):
+        fail(f"{table}: indexes {tp.get('GlobalSecondaryIndexes')!r}, {tp.get('LocalSecondaryIndexes')!r}: want only {DUE_INDEX!r}")
     for banned in ("dynamodb:*", "dynamodb:DeleteItem", "dynamodb:Scan", "dynamodb:BatchWriteItem"):
         if f'"{banned}"' in text:
             fail(f"{banned} granted in the transformed template")
     ledger_resource = [{"Fn::GetAtt": [table, "Arn"]}, {"Fn::Sub": f"${{{table}.Arn}}/index/*"}]
+    table_resource = {"Fn::GetAtt": [table, "Arn"]}
+    due_index_resource = {"Fn::Sub": f"${{{table}.Arn}}/index/{DUE_INDEX['IndexName']}"}
 
     fns = by_type.get("AWS::Lambda::Function", [])
     if sorted(fns) != sorted(FUNCTIONS):
@@ -374,6 +441,8 @@ def check(cfn, facts):
             fail(f"{name}: Architectures {p.get('Architectures')!r}, want [{facts['arch']}]")
         if p.get("Handler") != "bootstrap":
             fail(f"{name}: Handler {p.get('Handler')!r}")
+        if p.get("Timeout") != TIMEOUTS[name]:
+            fail(f"{name}: Timeout {p.get('Timeout')!r}, want {TIMEOUTS[name]}")
         env = p.get("Environment", {}).get("Variables", {})
         if env.get("WXPAY_SECRET_ID") != f"arn:{facts['partition']}:secretsmanager:{facts['region']}:{ACCOUNT}:secret:wxpay/prod-AbCdEf":
             fail(f"{name}: WXPAY_SECRET_ID {env.get('WXPAY_SECRET_ID')!r}")
@@ -390,7 +459,7 @@ def check(cfn, facts):
         role = res[role_id]["Properties"]
         if role.get("ManagedPolicyArns"):
             fail(f"{name}: managed policies {role['ManagedPolicyArns']!r}")
-        ledger_actions, ec2_actions, sids = [], set(), []
+        ledger_actions, index_actions, ec2_actions, sids = [], [], set(), []
         for pol in role.get("Policies", []):
             for st in statements(pol["PolicyDocument"]):
                 sids.append(st.get("Sid"))
@@ -419,11 +488,20 @@ def check(cfn, facts):
                     if not facts["kms"] or not resource.startswith(f"arn:{facts['partition']}:kms:"):
                         fail(f"{name}: kms statement resource {resource!r}")
                 if table in json.dumps(resource):
-                    if resource != ledger_resource:
-                        fail(f"{name}: ledger statement resource {resource!r}, want {ledger_resource!r}")
-                    ledger_actions += actions
+                    # The send and query functions: the table and its
+                    # indexes. The reconciler: the table, and apart, the
+                    # index due.
+                    want_resource = table_resource if name in DUE_INDEX_ACTIONS else ledger_resource
+                    if resource == due_index_resource and name in DUE_INDEX_ACTIONS:
+                        index_actions += actions
+                    elif resource != want_resource:
+                        fail(f"{name}: ledger statement resource {resource!r}, want {want_resource!r}")
+                    else:
+                        ledger_actions += actions
         if sorted(ledger_actions) != sorted(LEDGER_ACTIONS[name]):
             fail(f"{name}: ledger actions {sorted(ledger_actions)}, want {sorted(LEDGER_ACTIONS[name])}")
+        if sorted(index_actions) != sorted(DUE_INDEX_ACTIONS.get(name, [])):
+            fail(f"{name}: actions on the index due {sorted(index_actions)}, want {DUE_INDEX_ACTIONS.get(name, [])}")
         if ("DecryptWxpaySecret" in sids) != facts["kms"]:
             fail(f"{name}: kms:Decrypt statement present {('DecryptWxpaySecret' in sids)}, want {facts['kms']}")
         want_ec2 = ENI_ACTIONS | DESCRIBE_ACTIONS if vpc else set()
@@ -456,13 +534,19 @@ def check(cfn, facts):
             uri = json.dumps(integ.get("uri"))
             target = [f for f in FUNCTIONS if f"{f}.Arn" in uri]
             routes.add((method.upper(), path, target[0] if target else None))
-    want = {(m, p, f) for f, (m, p, _) in FUNCTIONS.items()}
+    want = {(m, p, f) for f, (m, p, _) in FUNCTIONS.items() if m}
     if routes != want:
         fail(f"routes {sorted(routes, key=str)}, want {sorted(want)}")
     perms = by_type.get("AWS::Lambda::Permission", [])
     for f in FUNCTIONS:
-        if not any(res[x]["Properties"]["FunctionName"] == {"Ref": f} for x in perms):
-            fail(f"{f}: no AWS::Lambda::Permission for API Gateway")
+        principals = sorted(res[x]["Properties"]["Principal"] for x in perms if res[x]["Properties"]["FunctionName"] == {"Ref": f})
+        want_principals = ["apigateway.amazonaws.com"] if f in API_FUNCTIONS else ["events.amazonaws.com"]
+        if sorted(set(principals)) != want_principals:
+            fail(f"{f}: AWS::Lambda::Permission for {principals}, want only {want_principals}")
+
+    check_reconciler(res, by_type, facts)
+    check_alarms(res, by_type, facts)
+    check_dashboard(res, by_type, cfn.get("Outputs", {}), facts)
 
     # SQS event source mappings: one per send function.
     esms = by_type.get("AWS::Lambda::EventSourceMapping", [])
@@ -478,6 +562,115 @@ def check(cfn, facts):
     if sorted(mapped) != want_mapped:
         fail(f"SQS mappings for {sorted(mapped)}, want {want_mapped}")
     return len(res)
+
+
+def check_reconciler(res, by_type, facts):
+    """The reconciler's schedule: one EventBridge rule, the parameter's
+    rate, enabled, on the function, retried by neither EventBridge nor
+    Lambda's asynchronous invocation (the next pass comes with the
+    schedule)."""
+    rules = by_type.get("AWS::Events::Rule", [])
+    if len(rules) != 1:
+        fail(f"want one AWS::Events::Rule (the reconciler's schedule), got {rules}")
+    rp = res[rules[0]]["Properties"]
+    if rp.get("ScheduleExpression") != facts["schedule"] or rp.get("State") != "ENABLED" or "EventPattern" in rp:
+        fail(f"{rules[0]}: ScheduleExpression {rp.get('ScheduleExpression')!r}, State {rp.get('State')!r}: want {facts['schedule']!r}, ENABLED")
+    targets = rp.get("Targets", [])
+    if len(targets) != 1 or targets[0].get("Arn") != {"Fn::GetAtt": ["ReconcileFunction", "Arn"]}:
+        fail(f"{rules[0]}: targets {targets!r}, want ReconcileFunction only")
+    if targets[0].get("RetryPolicy", {}).get("MaximumRetryAttempts") != 0 or "Input" in targets[0]:
+        fail(f"{rules[0]}: target {targets[0]!r}: want no retry and the scheduled event as it is")
+    configs = by_type.get("AWS::Lambda::EventInvokeConfig", [])
+    if len(configs) != 1:
+        fail(f"want one AWS::Lambda::EventInvokeConfig (the reconciler's), got {configs}")
+    cp = res[configs[0]]["Properties"]
+    if cp.get("FunctionName") != {"Ref": "ReconcileFunction"} or cp.get("MaximumRetryAttempts") != 0 or cp.get("Qualifier") != "$LATEST":
+        fail(f"{configs[0]}: {cp!r}: want ReconcileFunction ($LATEST) with MaximumRetryAttempts 0")
+    env = res["ReconcileFunction"]["Properties"].get("Environment", {}).get("Variables", {})
+    for k in ("WXPAY_RECONCILE_BUDGET", "WXPAY_RECONCILE_BATCH", "WXPAY_RECONCILE_WORKERS"):
+        if k in env:
+            fail(f"ReconcileFunction: {k} {env[k]!r} set; the defaults suit the timeout")
+
+
+def check_alarms(res, by_type, facts):
+    """The alarms: each on its metric, with its threshold, notifying the
+    topic when one is given."""
+    alarms = sorted(by_type.get("AWS::CloudWatch::Alarm", []))
+    if alarms != sorted(ALARMS):
+        fail(f"alarms {alarms}, want {sorted(ALARMS)}")
+    for lid, (ns, metric, stat, op, threshold, period, evals, missing) in ALARMS.items():
+        p = res[lid]["Properties"]
+        got = (p.get("Namespace"), p.get("MetricName"), p.get("Statistic"), p.get("ComparisonOperator"),
+               p.get("Threshold"), p.get("Period"), p.get("EvaluationPeriods"), p.get("TreatMissingData"))
+        if got != (ns, metric, stat, op, threshold, period, evals, missing):
+            fail(f"{lid}: {got}, want {(ns, metric, stat, op, threshold, period, evals, missing)}")
+        if "Unit" in p or "Metrics" in p:
+            fail(f"{lid}: Unit or Metrics {p!r}: a plain alarm on the metric, any unit")
+        if ns == NAMESPACE and p.get("Dimensions"):
+            fail(f"{lid}: dimensions {p['Dimensions']!r}; {metric} has none")
+        want_actions = [facts["alarm_topic"]] if facts["alarm_topic"] else None
+        if p.get("AlarmActions") != want_actions:
+            fail(f"{lid}: AlarmActions {p.get('AlarmActions')!r}, want {want_actions!r}")
+
+
+def sub_placeholders(text):
+    """Fn::Sub's ${Name} and ${Name.Attr} replaced by plain words (and
+    ${!Literal} by ${Literal}), as CloudFormation fills them in."""
+    text = re.sub(r"\$\{(?!!)([A-Za-z0-9:]+)(?:\.([A-Za-z0-9.]+))?\}",
+                  lambda m: f"{m.group(1).replace('::', '-')}-{m.group(2) or 'ref'}", text)
+    return text.replace("${!", "${")
+
+
+def check_dashboard(res, by_type, outputs, facts):
+    """The dashboard: a body that is JSON once Fn::Sub has filled it in,
+    every widget in the stack's region, each of the functions' metrics
+    shown, the dead-letter queue, Lambda errors and throttles of every
+    function; its name and URL (on the partition's console) as outputs."""
+    dashboards = by_type.get("AWS::CloudWatch::Dashboard", [])
+    if len(dashboards) != 1:
+        fail(f"want one AWS::CloudWatch::Dashboard, got {dashboards}")
+    lid = dashboards[0]
+    raw = res[lid]["Properties"]["DashboardBody"]
+    if not isinstance(raw, dict) or not isinstance(raw.get("Fn::Sub"), str):
+        fail(f"{lid}: DashboardBody {raw!r}, want !Sub of the JSON")
+    try:
+        body = json.loads(sub_placeholders(raw["Fn::Sub"]))
+    except json.JSONDecodeError as e:
+        fail(f"{lid}: DashboardBody is not JSON once substituted: {e}")
+    text = json.dumps(body)
+    exprs, series = [], []
+    for w in body["widgets"]:
+        wp = w.get("properties", {})
+        if w.get("type") != "metric":
+            continue
+        if wp.get("region") != "AWS-Region-ref":
+            fail(f"{lid}: widget {wp.get('title')!r} region {wp.get('region')!r}, want ${{AWS::Region}}")
+        for m in wp.get("metrics", []):
+            if m and isinstance(m[0], dict):
+                exprs.append(m[0].get("expression", ""))
+            else:
+                series.append([x for x in m if not isinstance(x, dict)])
+    for metric, dims in METRICS.items():
+        if dims:
+            want = f'{{{NAMESPACE},{",".join(dims)}}} MetricName="{metric}"'
+            if not any(e.startswith("SEARCH(") and want in e for e in exprs):
+                fail(f"{lid}: no SEARCH of {want}")
+        elif [NAMESPACE, metric] not in series:
+            fail(f"{lid}: no widget of {NAMESPACE} {metric}")
+    for f in FUNCTIONS:
+        for m in ("Errors", "Throttles"):
+            if ["AWS/Lambda", m, "FunctionName", f"{f}-ref"] not in series:
+                fail(f"{lid}: no {m} of {f}")
+    if ["AWS/SQS", "ApproximateNumberOfMessagesVisible", "QueueName", "RedpackDeadLetterQueue-QueueName"] not in series:
+        fail(f"{lid}: no dead-letter queue depth")
+    for a in ALARMS:
+        if f'"{a}-Arn"' not in text:
+            fail(f"{lid}: alarm {a} not on the dashboard")
+    if outputs.get("DashboardName", {}).get("Value") != {"Ref": lid}:
+        fail(f"output DashboardName {outputs.get('DashboardName')!r}")
+    want_url = f"https://{CONSOLE[facts['partition']]}/cloudwatch/home?region=${{AWS::Region}}#dashboards:name=${{{lid}}}"
+    if outputs.get("DashboardUrl", {}).get("Value") != {"Fn::Sub": want_url}:
+        fail(f"output DashboardUrl {outputs.get('DashboardUrl')!r}, want !Sub {want_url!r}")
 
 
 def check_vpc_config(name, vc, facts):
@@ -650,7 +843,7 @@ def _combination(combo):
     try:
         set_region(facts["region"])
         cfn = transform(copy.deepcopy(_template), params, OfflinePolicyLoader())
-        stack = resolve(cfn, params)
+        stack = resolve(cfn, params, {"AWS::Partition": partition, "AWS::Region": facts["region"]})
         n = check(stack, facts)
         return label, facts, n, json.dumps(stack, sort_keys=True), None
     except Exception as e:  # noqa: BLE001 - reported by the caller

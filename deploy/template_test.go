@@ -16,25 +16,33 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"gopkg.in/yaml.v3"
+
+	"github.com/redpacket-lambda/wxredpack/internal/ledger"
 )
 
 // contractFunction is one function of the project's external contract.
 type contractFunction struct {
 	ID     string // SAM logical id
 	Dir    string // functions/<Dir>
-	Method string // API route
+	Method string // API route; empty for the reconciler, which has none
 	Path   string
 	Queue  bool     // fed by an SQS queue of its own
 	Ledger []string // the item actions it makes on the ledger table, exactly
+	// DueIndex are the actions it makes on the ledger's index due
+	// (ledger.DueIndex), exactly. A function with any has its item actions
+	// on the table alone; the others on the table and its indexes.
+	DueIndex []string
 }
 
 // contract is the function table of the project's external contract.
 var contract = []contractFunction{
-	{"SendGroupFunction", "sendgroup", "POST", "/redpacks/group", true, sendLedgerActions},
-	{"SendMiniFunction", "sendmini", "POST", "/redpacks/mini", true, sendLedgerActions},
-	{"SendFunction", "send", "POST", "/redpacks", true, sendLedgerActions},
-	{"QueryFunction", "query", "GET", "/redpacks/{mch_billno}", false, []string{"dynamodb:GetItem", "dynamodb:UpdateItem"}},
+	{"SendGroupFunction", "sendgroup", "POST", "/redpacks/group", true, sendLedgerActions, nil},
+	{"SendMiniFunction", "sendmini", "POST", "/redpacks/mini", true, sendLedgerActions, nil},
+	{"SendFunction", "send", "POST", "/redpacks", true, sendLedgerActions, nil},
+	{"QueryFunction", "query", "GET", "/redpacks/{mch_billno}", false, []string{"dynamodb:GetItem", "dynamodb:UpdateItem"}, nil},
+	{reconcilerID, "reconcile", "", "", false, reconcileLedgerActions, []string{"dynamodb:Query"}},
 }
 
 // sendLedgerActions: a strongly consistent GetItem, the conditional
@@ -42,14 +50,28 @@ var contract = []contractFunction{
 // its lease and settle its outcome.
 var sendLedgerActions = []string{"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"}
 
+// reconcileLedgerActions: the reconciler reads an item (GetItem) and moves
+// it (conditional UpdateItem); its re-send of a stored request goes
+// through the send path on an item that exists (GetItem, then UpdateItems
+// for the lease and the outcome), never PutItem. Due is a Query of the
+// index due (contractFunction.DueIndex).
+var reconcileLedgerActions = []string{"dynamodb:GetItem", "dynamodb:UpdateItem"}
+
+// reconcilerID is the reconciler's logical id.
+const reconcilerID = "ReconcileFunction"
+
 // The ledger table's key (internal/ledger: HashKey, RangeKey).
 const (
-	ledgerHashKey  = "mch_id"
-	ledgerRangeKey = "mch_billno"
+	ledgerHashKey  = ledger.HashKey
+	ledgerRangeKey = ledger.RangeKey
 )
 
 // apiGatewayTimeout is API Gateway's default integration timeout, in seconds.
 const apiGatewayTimeout = 29
+
+// reconcilerTimeout is the reconciler's timeout, in seconds: a pass has
+// the interval of the default schedule (rate(1 minute)).
+const reconcilerTimeout = 60
 
 // input is what the checks look at: the parsed template, the Makefile text
 // and the parsed env/local.json.
@@ -73,6 +95,9 @@ var checks = []check{
 	{"runtime configuration", checkRuntimeConfig},
 	{"outputs", checkOutputs},
 	{"ledger table", checkLedgerTable},
+	{"reconciler", checkReconciler},
+	{"alarms", checkAlarms},
+	{"dashboard", checkDashboard},
 	{"env/local.json", checkLocalEnv},
 	{"egress modes", checkEgress},
 	{"architecture", checkArchitecture},
@@ -555,6 +580,311 @@ Properties:
 		}},
 		{"env/local.json", "functions on different ledger tables", func(t *testing.T, in *input) {
 			getMap(in.localEnv, "SendFunction")["WXPAY_LEDGER_TABLE"] = "another-ledger"
+		}},
+
+		// reconciler
+		{"functions and build", "reconciler makefile target missing", func(t *testing.T, in *input) {
+			in.makefile = strings.Replace(in.makefile, "build-ReconcileFunction:", "build-Reconcile:", 1)
+		}},
+		{"functions and build", "reconciler builds the query package", func(t *testing.T, in *input) {
+			in.makefile = strings.Replace(in.makefile, "./functions/reconcile", "./functions/query", 1)
+		}},
+		{"functions and build", "reconciler missing", func(t *testing.T, in *input) {
+			delete(resources(in), reconcilerID)
+		}},
+		{"reconciler", "reconciler missing", func(t *testing.T, in *input) {
+			delete(resources(in), reconcilerID)
+		}},
+		{"reconciler", "no schedule", func(t *testing.T, in *input) {
+			delete(props(in, reconcilerID), "Events")
+		}},
+		{"reconciler", "two schedules", func(t *testing.T, in *input) {
+			events(in, reconcilerID)["Again"] = events(in, reconcilerID)["Schedule"]
+		}},
+		{"reconciler", "schedule hard-coded", func(t *testing.T, in *input) {
+			eventProps(in, reconcilerID, "Schedule")["Schedule"] = "rate(1 minute)"
+		}},
+		{"reconciler", "schedule disabled", func(t *testing.T, in *input) {
+			eventProps(in, reconcilerID, "Schedule")["Enabled"] = false
+		}},
+		{"reconciler", "schedule with an input naming a billno", func(t *testing.T, in *input) {
+			eventProps(in, reconcilerID, "Schedule")["Input"] = `{"mch_billno": "10000098201411111234567890"}`
+		}},
+		{"reconciler", "schedule retried by EventBridge", func(t *testing.T, in *input) {
+			delete(eventProps(in, reconcilerID, "Schedule"), "RetryPolicy")
+		}},
+		{"reconciler", "pass retried by Lambda", func(t *testing.T, in *input) {
+			getMap(props(in, reconcilerID), "EventInvokeConfig")["MaximumRetryAttempts"] = 2
+		}},
+		{"reconciler", "no asynchronous invocation settings", func(t *testing.T, in *input) {
+			delete(props(in, reconcilerID), "EventInvokeConfig")
+		}},
+		{"reconciler", "late passes kept for hours", func(t *testing.T, in *input) {
+			getMap(props(in, reconcilerID), "EventInvokeConfig")["MaximumEventAgeInSeconds"] = 21600
+		}},
+		{"reconciler", "hourly by default", func(t *testing.T, in *input) {
+			getMap(getMap(in.tpl, "Parameters"), "ReconcileSchedule")["Default"] = "rate(1 hour)"
+		}},
+		{"reconciler", "schedule parameter allows an hour", func(t *testing.T, in *input) {
+			p := getMap(getMap(in.tpl, "Parameters"), "ReconcileSchedule")
+			p["AllowedValues"] = append(p["AllowedValues"].([]any), "rate(1 hour)")
+		}},
+		{"reconciler", "schedule parameter allows cron", func(t *testing.T, in *input) {
+			p := getMap(getMap(in.tpl, "Parameters"), "ReconcileSchedule")
+			p["AllowedValues"] = append(p["AllowedValues"].([]any), "cron(0 * * * ? *)")
+		}},
+		{"reconciler", "schedule parameter free", func(t *testing.T, in *input) {
+			delete(getMap(getMap(in.tpl, "Parameters"), "ReconcileSchedule"), "AllowedValues")
+		}},
+		{"reconciler", "budget set in the template", func(t *testing.T, in *input) {
+			getMap(getMap(props(in, reconcilerID), "Environment"), "Variables")["WXPAY_RECONCILE_BUDGET"] = "100000"
+		}},
+		{"reconciler", "a bound the handler does not read", func(t *testing.T, in *input) {
+			getMap(getMap(props(in, reconcilerID), "Environment"), "Variables")["WXPAY_RECONCILE_LIMIT"] = map[string]any{"Ref": "AWS::NoValue"}
+		}},
+		{"reconciler", "bounds not declared", func(t *testing.T, in *input) {
+			delete(props(in, reconcilerID), "Environment")
+		}},
+		{"api is IAM-only", "reconciler behind the API", func(t *testing.T, in *input) {
+			events(in, reconcilerID)["Api"] = snippet(t, `
+Type: Api
+Properties: {RestApiId: !Ref RedpackApi, Path: /reconcile, Method: post}`)
+		}},
+		{"routes match contract", "reconciler behind the API", func(t *testing.T, in *input) {
+			events(in, reconcilerID)["Api"] = snippet(t, `
+Type: Api
+Properties: {RestApiId: !Ref RedpackApi, Path: /reconcile, Method: post}`)
+		}},
+		{"api is IAM-only", "reconciler function URL", func(t *testing.T, in *input) {
+			props(in, reconcilerID)["FunctionUrlConfig"] = map[string]any{"AuthType": "AWS_IAM"}
+		}},
+		{"queues and dead-letter queue", "reconciler fed by a queue", func(t *testing.T, in *input) {
+			events(in, reconcilerID)["Queue"] = snippet(t, `
+Type: SQS
+Properties: {Queue: !GetAtt SendQueue.Arn, BatchSize: 10, FunctionResponseTypes: [ReportBatchItemFailures]}`)
+		}},
+		{"runtime configuration", "reconciler timeout beyond a minute", func(t *testing.T, in *input) {
+			props(in, reconcilerID)["Timeout"] = 300
+		}},
+		{"runtime configuration", "reconciler on the API's timeout", func(t *testing.T, in *input) {
+			delete(props(in, reconcilerID), "Timeout")
+		}},
+		{"runtime configuration", "reconciler on another ledger", func(t *testing.T, in *input) {
+			getMap(getMap(props(in, reconcilerID), "Environment"), "Variables")["WXPAY_LEDGER_TABLE"] = "other-ledger"
+		}},
+		{"least-privilege roles", "reconciler may PutItem", func(t *testing.T, in *input) {
+			st := statement(in, "ReconcileRole", "UseLedger")
+			st["Action"] = append(st["Action"].([]any), "dynamodb:PutItem")
+		}},
+		{"least-privilege roles", "reconciler may DeleteItem", func(t *testing.T, in *input) {
+			st := statement(in, "ReconcileRole", "UseLedger")
+			st["Action"] = append(st["Action"].([]any), "dynamodb:DeleteItem")
+		}},
+		{"least-privilege roles", "reconciler lacks UpdateItem", func(t *testing.T, in *input) {
+			statement(in, "ReconcileRole", "UseLedger")["Action"] = []any{"dynamodb:GetItem"}
+		}},
+		{"least-privilege roles", "reconciler lacks Query", func(t *testing.T, in *input) {
+			pol := policyStatements(in, "ReconcileRole", "use-ledger")
+			policyDoc(in, "ReconcileRole", "use-ledger")["Statement"] = slices.DeleteFunc(pol, func(st any) bool {
+				return st.(map[string]any)["Sid"] == "QueryDueIndex"
+			})
+		}},
+		{"least-privilege roles", "reconciler Query on every index", func(t *testing.T, in *input) {
+			statement(in, "ReconcileRole", "QueryDueIndex")["Resource"] = snippet(t, `!Sub '${LedgerTable.Arn}/index/*'`)
+		}},
+		{"least-privilege roles", "reconciler Query on the table", func(t *testing.T, in *input) {
+			statement(in, "ReconcileRole", "QueryDueIndex")["Resource"] = snippet(t, `!GetAtt LedgerTable.Arn`)
+		}},
+		{"least-privilege roles", "reconciler Scan of the index", func(t *testing.T, in *input) {
+			statement(in, "ReconcileRole", "QueryDueIndex")["Action"] = []any{"dynamodb:Query", "dynamodb:Scan"}
+		}},
+		{"least-privilege roles", "reconciler item actions on the indexes too", func(t *testing.T, in *input) {
+			statement(in, "ReconcileRole", "UseLedger")["Resource"] = snippet(t, `[!GetAtt LedgerTable.Arn, !Sub '${LedgerTable.Arn}/index/*']`)
+		}},
+		{"least-privilege roles", "reconciler writes another function's logs", func(t *testing.T, in *input) {
+			statement(in, "ReconcileRole", "WriteOwnLogGroup")["Resource"] = snippet(t, `!GetAtt SendLogGroup.Arn`)
+		}},
+		{"least-privilege roles", "reconciler without the secret", func(t *testing.T, in *input) {
+			props(in, "ReconcileRole")["Policies"] = slices.DeleteFunc(props(in, "ReconcileRole")["Policies"].([]any), func(p any) bool {
+				m, _ := p.(map[string]any)
+				return m["PolicyName"] == "read-wxpay-secret"
+			})
+		}},
+		{"least-privilege roles", "send function may Query the due index", func(t *testing.T, in *input) {
+			pol := policyStatements(in, "SendRole", "use-ledger")
+			policyDoc(in, "SendRole", "use-ledger")["Statement"] = append(pol, snippet(t, `
+{Sid: QueryDueIndex, Effect: Allow, Action: dynamodb:Query, Resource: !Sub '${LedgerTable.Arn}/index/due'}`))
+		}},
+		{"least-privilege roles", "reconciler shares the query function's role", func(t *testing.T, in *input) {
+			props(in, reconcilerID)["Role"] = snippet(t, `!GetAtt QueryRole.Arn`)
+		}},
+		{"egress modes", "reconciler outside the VPC", func(t *testing.T, in *input) {
+			props(in, reconcilerID)["VpcConfig"] = map[string]any{"Ref": "AWS::NoValue"}
+		}},
+		{"egress modes", "reconciler's role without the network interface permissions", func(t *testing.T, in *input) {
+			props(in, "ReconcileRole")["Policies"] = slices.DeleteFunc(props(in, "ReconcileRole")["Policies"].([]any), func(p any) bool {
+				_, ok := fnIf(p)
+				return ok
+			})
+		}},
+		{"architecture", "reconciler on x86_64 always", func(t *testing.T, in *input) {
+			props(in, reconcilerID)["Architectures"] = []any{"x86_64"}
+		}},
+		{"outputs", "reconciler name missing", func(t *testing.T, in *input) {
+			delete(getMap(in.tpl, "Outputs"), "ReconcileFunctionName")
+		}},
+		{"env/local.json", "no overrides for the reconciler", func(t *testing.T, in *input) {
+			delete(in.localEnv, reconcilerID)
+		}},
+
+		// the ledger's index
+		{"ledger table", "no due index", func(t *testing.T, in *input) {
+			delete(props(in, "LedgerTable"), "GlobalSecondaryIndexes")
+		}},
+		{"ledger table", "due index renamed", func(t *testing.T, in *input) {
+			props(in, "LedgerTable")["GlobalSecondaryIndexes"].([]any)[0].(map[string]any)["IndexName"] = "next-check"
+		}},
+		{"ledger table", "due index keys swapped", func(t *testing.T, in *input) {
+			props(in, "LedgerTable")["GlobalSecondaryIndexes"].([]any)[0].(map[string]any)["KeySchema"] = snippet(t, `
+- {AttributeName: next_check_at, KeyType: HASH}
+- {AttributeName: due, KeyType: RANGE}`)
+		}},
+		{"ledger table", "due index keys only", func(t *testing.T, in *input) {
+			props(in, "LedgerTable")["GlobalSecondaryIndexes"].([]any)[0].(map[string]any)["Projection"] = snippet(t, `{ProjectionType: KEYS_ONLY}`)
+		}},
+		{"ledger table", "due index provisioned", func(t *testing.T, in *input) {
+			props(in, "LedgerTable")["GlobalSecondaryIndexes"].([]any)[0].(map[string]any)["ProvisionedThroughput"] = snippet(t, `{ReadCapacityUnits: 5, WriteCapacityUnits: 5}`)
+		}},
+		{"ledger table", "next check numeric", func(t *testing.T, in *input) {
+			props(in, "LedgerTable")["AttributeDefinitions"].([]any)[3] = snippet(t, `{AttributeName: next_check_at, AttributeType: N}`)
+		}},
+		{"ledger table", "index attribute not defined", func(t *testing.T, in *input) {
+			props(in, "LedgerTable")["AttributeDefinitions"] = props(in, "LedgerTable")["AttributeDefinitions"].([]any)[:3]
+		}},
+		{"ledger table", "a second index", func(t *testing.T, in *input) {
+			p := props(in, "LedgerTable")
+			p["GlobalSecondaryIndexes"] = append(p["GlobalSecondaryIndexes"].([]any), snippet(t, `
+{IndexName: by-state, KeySchema: [{AttributeName: due, KeyType: HASH}], Projection: {ProjectionType: ALL}}`))
+		}},
+
+		// alarms
+		{"alarms", "unknown alarm missing", func(t *testing.T, in *input) {
+			delete(resources(in), "UnknownOverOneHourAlarm")
+		}},
+		{"alarms", "dead-letter alarm missing", func(t *testing.T, in *input) {
+			delete(resources(in), "RedpackDeadLetterAlarm")
+		}},
+		{"alarms", "unknown alarm on the average", func(t *testing.T, in *input) {
+			props(in, "UnknownOverOneHourAlarm")["Statistic"] = "Average"
+		}},
+		{"alarms", "unknown alarm on another metric", func(t *testing.T, in *input) {
+			props(in, "UnknownOverOneHourAlarm")["MetricName"] = "Unknowns"
+		}},
+		{"alarms", "needs-attention alarm above 1", func(t *testing.T, in *input) {
+			props(in, "NeedsAttentionAlarm")["Threshold"] = 1
+		}},
+		{"alarms", "needs-attention alarm after an hour", func(t *testing.T, in *input) {
+			props(in, "NeedsAttentionAlarm")["Period"] = 3600
+		}},
+		{"alarms", "needs-attention alarm in another namespace", func(t *testing.T, in *input) {
+			props(in, "NeedsAttentionAlarm")["Namespace"] = "wxredpack"
+		}},
+		{"alarms", "alarm with a dimension the metric lacks", func(t *testing.T, in *input) {
+			props(in, "NeedsAttentionAlarm")["Dimensions"] = snippet(t, `[{Name: Function, Value: reconcile}]`)
+		}},
+		{"alarms", "alarm with a unit", func(t *testing.T, in *input) {
+			props(in, "UnknownOverOneHourAlarm")["Unit"] = "Seconds"
+		}},
+		{"alarms", "count alarm breaching on missing data", func(t *testing.T, in *input) {
+			props(in, "NeedsAttentionAlarm")["TreatMissingData"] = "breaching"
+		}},
+		{"alarms", "stall alarm quiet on missing data", func(t *testing.T, in *input) {
+			props(in, "ReconcilerStalledAlarm")["TreatMissingData"] = "notBreaching"
+		}},
+		{"alarms", "stall alarm after one empty period", func(t *testing.T, in *input) {
+			props(in, "ReconcilerStalledAlarm")["DatapointsToAlarm"] = 1
+		}},
+		{"alarms", "alarm notifies no one", func(t *testing.T, in *input) {
+			delete(props(in, "NeedsAttentionAlarm"), "AlarmActions")
+		}},
+		{"alarms", "alarm notifies a topic always", func(t *testing.T, in *input) {
+			props(in, "UnknownOverOneHourAlarm")["AlarmActions"] = snippet(t, `[!Ref AlarmTopicArn]`)
+		}},
+		{"alarms", "dead-letter alarm on a send queue", func(t *testing.T, in *input) {
+			props(in, "RedpackDeadLetterAlarm")["Dimensions"] = snippet(t, `[{Name: QueueName, Value: !GetAtt SendQueue.QueueName}]`)
+		}},
+		{"alarms", "extra alarm", func(t *testing.T, in *input) {
+			resources(in)["OtherAlarm"] = resource(in, "NeedsAttentionAlarm")
+		}},
+
+		// dashboard
+		{"dashboard", "dashboard missing", func(t *testing.T, in *input) {
+			delete(resources(in), "Dashboard")
+		}},
+		{"dashboard", "body not JSON", func(t *testing.T, in *input) {
+			sub := getMap(props(in, "Dashboard"), "DashboardBody")
+			sub["Fn::Sub"] = strings.Replace(sub["Fn::Sub"].(string), `"widgets": [`, `"widgets": [,`, 1)
+		}},
+		{"dashboard", "body a plain string", func(t *testing.T, in *input) {
+			props(in, "Dashboard")["DashboardBody"] = getMap(props(in, "Dashboard"), "DashboardBody")["Fn::Sub"]
+		}},
+		{"dashboard", "region hard-coded", func(t *testing.T, in *input) {
+			sub := getMap(props(in, "Dashboard"), "DashboardBody")
+			sub["Fn::Sub"] = strings.Replace(sub["Fn::Sub"].(string), `"region": "${AWS::Region}"`, `"region": "us-east-1"`, 1)
+		}},
+		{"dashboard", "body refers to a resource that does not exist", func(t *testing.T, in *input) {
+			sub := getMap(props(in, "Dashboard"), "DashboardBody")
+			sub["Fn::Sub"] = strings.Replace(sub["Fn::Sub"].(string), "${SendFunction}", "${SendRedpackFunction}", 1)
+		}},
+		{"dashboard", "no transitions", func(t *testing.T, in *input) {
+			sub := getMap(props(in, "Dashboard"), "DashboardBody")
+			sub["Fn::Sub"] = strings.Replace(sub["Fn::Sub"].(string), `MetricName=\"Transitions\"`, `MetricName=\"Moves\"`, 1)
+		}},
+		{"dashboard", "sends without their outcome", func(t *testing.T, in *input) {
+			sub := getMap(props(in, "Dashboard"), "DashboardBody")
+			sub["Fn::Sub"] = strings.Replace(sub["Fn::Sub"].(string), `{WxRedpack,Function,Api,Outcome}`, `{WxRedpack,Function,Api}`, 1)
+		}},
+		{"dashboard", "no oldest unsettled age", func(t *testing.T, in *input) {
+			sub := getMap(props(in, "Dashboard"), "DashboardBody")
+			sub["Fn::Sub"] = strings.Replace(sub["Fn::Sub"].(string), `"OldestUnsettledAgeSeconds"`, `"OldestUnsettledAge"`, 1)
+		}},
+		{"dashboard", "no throttles of the reconciler", func(t *testing.T, in *input) {
+			sub := getMap(props(in, "Dashboard"), "DashboardBody")
+			sub["Fn::Sub"] = strings.Replace(sub["Fn::Sub"].(string), `"Throttles", "FunctionName", "${ReconcileFunction}"`, `"Throttles", "FunctionName", "${QueryFunction}"`, 1)
+		}},
+		{"dashboard", "no dead-letter queue", func(t *testing.T, in *input) {
+			sub := getMap(props(in, "Dashboard"), "DashboardBody")
+			sub["Fn::Sub"] = strings.Replace(sub["Fn::Sub"].(string), "${RedpackDeadLetterQueue.QueueName}", "${SendQueue.QueueName}", 1)
+		}},
+		{"dashboard", "an alarm not shown", func(t *testing.T, in *input) {
+			sub := getMap(props(in, "Dashboard"), "DashboardBody")
+			sub["Fn::Sub"] = strings.Replace(sub["Fn::Sub"].(string), `"${ReconcilerStalledAlarm.Arn}",`, ``, 1)
+		}},
+		{"dashboard", "widget off the grid", func(t *testing.T, in *input) {
+			sub := getMap(props(in, "Dashboard"), "DashboardBody")
+			sub["Fn::Sub"] = strings.Replace(sub["Fn::Sub"].(string), `"x": 12, "y": 2, "width": 6`, `"x": 20, "y": 2, "width": 6`, 1)
+		}},
+		{"dashboard", "name the same in every region", func(t *testing.T, in *input) {
+			props(in, "Dashboard")["DashboardName"] = snippet(t, `!Sub '${AWS::StackName}'`)
+		}},
+		{"outputs", "dashboard name missing", func(t *testing.T, in *input) {
+			delete(getMap(in.tpl, "Outputs"), "DashboardName")
+		}},
+		{"outputs", "dashboard URL on the global console in China", func(t *testing.T, in *input) {
+			ifv, _ := fnIf(getMap(getMap(in.tpl, "Outputs"), "DashboardUrl")["Value"])
+			ifv[1], ifv[2] = ifv[2], ifv[1]
+		}},
+		{"outputs", "dashboard URL without the partition", func(t *testing.T, in *input) {
+			getMap(getMap(in.tpl, "Outputs"), "DashboardUrl")["Value"] = snippet(t,
+				`!Sub 'https://console.aws.amazon.com/cloudwatch/home?region=${AWS::Region}#dashboards:name=${Dashboard}'`)
+		}},
+		{"outputs", "dashboard URL of another dashboard", func(t *testing.T, in *input) {
+			ifv, _ := fnIf(getMap(getMap(in.tpl, "Outputs"), "DashboardUrl")["Value"])
+			ifv[1] = snippet(t, `!Sub 'https://console.amazonaws.cn/cloudwatch/home?region=${AWS::Region}#dashboards:name=wxredpack'`)
+		}},
+		{"partition", "dashboard URL on the amazonaws.com domain", func(t *testing.T, in *input) {
+			ifv, _ := fnIf(getMap(getMap(in.tpl, "Outputs"), "DashboardUrl")["Value"])
+			ifv[2] = snippet(t, `!Sub 'https://console.amazonaws.com/cloudwatch/home?region=${AWS::Region}#dashboards:name=${Dashboard}'`)
 		}},
 	}
 	byName := map[string]func(*input) error{}
@@ -1094,6 +1424,13 @@ func checkAPI(in *input) error {
 		for name, ev := range events(in, f.ID) {
 			evm, _ := ev.(map[string]any)
 			typ := evm["Type"]
+			if f.Method == "" {
+				// The reconciler: its schedule only (checkReconciler).
+				if typ != "Schedule" {
+					e.add("%s: event %s has type %v; the reconciler runs on its schedule only", f.ID, name, typ)
+				}
+				continue
+			}
 			if typ != "Api" && typ != "SQS" {
 				e.add("%s: event %s has type %v; only Api (on %s) and SQS are allowed", f.ID, name, typ, api)
 				continue
@@ -1117,7 +1454,9 @@ func checkRoutes(in *input) error {
 	type route struct{ fn, method, path string }
 	var got, want []route
 	for _, f := range contract {
-		want = append(want, route{f.ID, f.Method, f.Path})
+		if f.Method != "" {
+			want = append(want, route{f.ID, f.Method, f.Path})
+		}
 	}
 	for _, id := range in.ofType("AWS::Serverless::Function") {
 		for _, ev := range events(in, id) {
@@ -1300,7 +1639,7 @@ func checkRoles(in *input) error {
 			}
 		}
 		hasSecret := false
-		var ledgerActions []string
+		var ledgerActions, indexActions []string
 		for _, st := range roleStatements(rp) {
 			b := st.body
 			for _, k := range []string{"NotAction", "NotResource", "NotPrincipal"} {
@@ -1314,8 +1653,15 @@ func checkRoles(in *input) error {
 			res := b["Resource"]
 			// The wildcards allowed: the ledger's index ARN
 			// (${Table.Arn}/index/*) in the ledger statement's resource, the
-			// network interface ARNs and EC2's Describe actions' "*".
+			// network interface ARNs and EC2's Describe actions' "*". A
+			// function with actions on the index due has its item actions
+			// on the table alone.
 			onLedger := table != "" && isLedgerResource(res, table)
+			if len(f.DueIndex) > 0 {
+				t, ok := getAtt(res, "Arn")
+				onLedger = ok && t == table
+			}
+			onDueIndex := table != "" && isDueIndexResource(res, table)
 			onENIs := isENIResource(res)
 			onAny := res == "*"
 			checked := stringsIn(b["Action"])
@@ -1342,6 +1688,9 @@ func checkRoles(in *input) error {
 			case onLedger:
 				allowed = f.Ledger
 				ledgerActions = append(ledgerActions, actions...)
+			case onDueIndex:
+				allowed = f.DueIndex
+				indexActions = append(indexActions, actions...)
 			case isRef(res, "WxpaySecretArn"):
 				allowed = []string{"secretsmanager:GetSecretValue"}
 				hasSecret = true
@@ -1366,7 +1715,11 @@ func checkRoles(in *input) error {
 				} else if ok && r == queue && queue != "" {
 					allowed = []string{"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility", "sqs:GetQueueAttributes"}
 				} else {
-					e.add("%s: resource %v is not the secret, its KMS key, %s's log group, %s's queue or exactly [!GetAtt %s.Arn, !Sub '${%s.Arn}/index/*']", roleID, res, f.ID, f.ID, table, table)
+					want := fmt.Sprintf("exactly [!GetAtt %s.Arn, !Sub '${%s.Arn}/index/*']", table, table)
+					if len(f.DueIndex) > 0 {
+						want = fmt.Sprintf("!GetAtt %s.Arn or !Sub '${%s.Arn}/index/%s'", table, table, ledger.DueIndex)
+					}
+					e.add("%s: resource %v is not the secret, its KMS key, %s's log group, %s's queue or %s", roleID, res, f.ID, f.ID, want)
 					continue
 				}
 			}
@@ -1389,6 +1742,12 @@ func checkRoles(in *input) error {
 		slices.Sort(want)
 		if got = slices.Compact(got); !slices.Equal(got, want) {
 			e.add("%s: ledger actions %v, want exactly %v on the ledger table", roleID, got, want)
+		}
+		got, want = slices.Clone(indexActions), slices.Clone(f.DueIndex)
+		slices.Sort(got)
+		slices.Sort(want)
+		if got = slices.Compact(got); !slices.Equal(got, want) {
+			e.add("%s: actions %v on the index %s, want exactly %v", roleID, got, ledger.DueIndex, want)
 		}
 	}
 	if d := getMap(getMap(in.tpl, "Parameters"), "KmsKeyArn")["Default"]; d != "" {
@@ -1501,7 +1860,15 @@ func checkRuntimeConfig(in *input) error {
 		e.add("Globals: ReservedConcurrentExecutions %v, want !If [<cond>, !Ref ReservedConcurrency, !Ref AWS::NoValue]", rc)
 	}
 	for _, f := range contract {
-		if t, ok := in.number(fnProp(in, f.ID, "Timeout")); !ok || t >= apiGatewayTimeout {
+		t, ok := in.number(fnProp(in, f.ID, "Timeout"))
+		switch {
+		case f.Method == "":
+			// The reconciler: a pass has a minute, the default schedule's
+			// interval.
+			if !ok || t != reconcilerTimeout {
+				e.add("%s: Timeout %v, want %d s", f.ID, fnProp(in, f.ID, "Timeout"), reconcilerTimeout)
+			}
+		case !ok || t >= apiGatewayTimeout:
 			e.add("%s: Timeout %v, want below API Gateway's %d s integration timeout", f.ID, fnProp(in, f.ID, "Timeout"), apiGatewayTimeout)
 		}
 		env := fnEnv(in, f.ID)
@@ -1575,9 +1942,44 @@ func checkOutputs(in *input) error {
 			}
 		}
 	}
+	if ids := in.ofType("AWS::CloudWatch::Dashboard"); len(ids) == 1 {
+		wantRefs["DashboardName"] = ids[0]
+		if err := checkDashboardURL(in, getMap(out, "DashboardUrl")["Value"], ids[0]); err != nil {
+			e.add("output DashboardUrl: %w", err)
+		}
+	} else {
+		e.add("want one AWS::CloudWatch::Dashboard, got %v", ids)
+	}
 	for name, target := range wantRefs {
 		if v := getMap(out, name)["Value"]; !isRef(v, target) {
 			e.add("output %s: %v, want !Ref %s", name, v, target)
+		}
+	}
+	return e.err()
+}
+
+// consoleDomains is the AWS console's domain per partition.
+var consoleDomains = map[string]string{"aws": "console.aws.amazon.com", "aws-cn": "console.amazonaws.cn"}
+
+// checkDashboardURL: the dashboard's URL on the console of the stack's
+// partition: !If [<AWS::Partition is aws-cn>, <China console>, <global
+// console>].
+func checkDashboardURL(in *input, v any, dashboard string) error {
+	ifv, ok := fnIf(v)
+	if !ok {
+		return fmt.Errorf("%v, want !If [<AWS::Partition is aws-cn>, !Sub <China console URL>, !Sub <global console URL>]", v)
+	}
+	cond, _ := ifv[0].(string)
+	eq, _ := getMap(getMap(in.tpl, "Conditions"), cond)["Fn::Equals"].([]any)
+	isChina := len(eq) == 2 && ((isRef(eq[0], "AWS::Partition") && eq[1] == "aws-cn") || (isRef(eq[1], "AWS::Partition") && eq[0] == "aws-cn"))
+	if !isChina {
+		return fmt.Errorf("condition %s is %v, want !Equals [!Ref AWS::Partition, aws-cn]", cond, getMap(getMap(in.tpl, "Conditions"), cond))
+	}
+	var e errs
+	for i, partition := range []string{"aws-cn", "aws"} {
+		want := "https://" + consoleDomains[partition] + "/cloudwatch/home?region=${AWS::Region}#dashboards:name=${" + dashboard + "}"
+		if sub, _ := getMap(map[string]any{"v": ifv[1+i]}, "v")["Fn::Sub"].(string); sub != want {
+			e.add("%s: %v, want !Sub %q", partition, ifv[1+i], want)
 		}
 	}
 	return e.err()
@@ -1656,6 +2058,16 @@ func isLedgerResource(res any, table string) bool {
 		}
 	}
 	return arn == 1 && index == 1
+}
+
+// isDueIndexResource reports whether res is exactly the reconciler's index:
+// !Sub '${<table>.Arn}/index/due', alone or as a list of one.
+func isDueIndexResource(res any, table string) bool {
+	if l, ok := res.([]any); ok && len(l) == 1 {
+		res = l[0]
+	}
+	m, ok := res.(map[string]any)
+	return ok && len(m) == 1 && m["Fn::Sub"] == "${"+table+".Arn}/index/"+ledger.DueIndex
 }
 
 // isTrue reports whether a CloudFormation boolean is true (YAML true, or
@@ -1762,19 +2174,474 @@ func checkLedgerTable(in *input) error {
 	if !reflect.DeepEqual(p["KeySchema"], wantKeys) {
 		e.add("%s: KeySchema %v, want HASH %s, RANGE %s", table, p["KeySchema"], ledgerHashKey, ledgerRangeKey)
 	}
-	types := map[string]any{}
+	attrTypes := map[string]any{}
 	defs, _ := p["AttributeDefinitions"].([]any)
 	for _, d := range defs {
 		dm, _ := d.(map[string]any)
 		name, _ := dm["AttributeName"].(string)
-		if _, dup := types[name]; dup {
+		if _, dup := attrTypes[name]; dup {
 			e.add("%s: attribute %s defined twice", table, name)
 		}
-		types[name] = dm["AttributeType"]
+		attrTypes[name] = dm["AttributeType"]
 	}
 	for _, k := range []string{ledgerHashKey, ledgerRangeKey} {
-		if types[k] != "S" {
-			e.add("%s: attribute %s has type %v, want S", table, k, types[k])
+		if attrTypes[k] != "S" {
+			e.add("%s: attribute %s has type %v, want S", table, k, attrTypes[k])
+		}
+	}
+	if err := checkTableInput(table, p); err != nil {
+		e.add("%w", err)
+	}
+	return e.err()
+}
+
+// checkTableInput compares the template's ledger table (its properties p)
+// with ledger.TableInput, the table the code is written for and the tests
+// create: the same attributes, key, indexes (name, key, projection, none
+// provisioned) and billing.
+func checkTableInput(table string, p map[string]any) error {
+	var e errs
+	want := ledger.TableInput(table)
+
+	wantAttrs := map[string]any{}
+	for _, a := range want.AttributeDefinitions {
+		wantAttrs[*a.AttributeName] = string(a.AttributeType)
+	}
+	gotAttrs := map[string]any{}
+	defs, _ := p["AttributeDefinitions"].([]any)
+	for _, d := range defs {
+		dm, _ := d.(map[string]any)
+		name, _ := dm["AttributeName"].(string)
+		gotAttrs[name] = dm["AttributeType"]
+	}
+	if !reflect.DeepEqual(gotAttrs, wantAttrs) || len(defs) != len(wantAttrs) {
+		e.add("%s: AttributeDefinitions %v, want %v (ledger.TableInput)", table, defs, wantAttrs)
+	}
+
+	keySchema := func(v any) []string {
+		l, _ := v.([]any)
+		var out []string
+		for _, k := range l {
+			km, _ := k.(map[string]any)
+			out = append(out, fmt.Sprint(km["AttributeName"], " ", km["KeyType"]))
+		}
+		return out
+	}
+	wantKey := func(ks []types.KeySchemaElement) []string {
+		var out []string
+		for _, k := range ks {
+			out = append(out, *k.AttributeName+" "+string(k.KeyType))
+		}
+		return out
+	}
+	if got, w := keySchema(p["KeySchema"]), wantKey(want.KeySchema); !slices.Equal(got, w) {
+		e.add("%s: KeySchema %v, want %v (ledger.TableInput)", table, got, w)
+	}
+
+	type index struct {
+		key        []string
+		projection string
+		nonKey     []string
+	}
+	wantIdx := map[string]index{}
+	for _, g := range want.GlobalSecondaryIndexes {
+		wantIdx[*g.IndexName] = index{wantKey(g.KeySchema), string(g.Projection.ProjectionType), g.Projection.NonKeyAttributes}
+	}
+	gotIdx := map[string]index{}
+	gsis, _ := p["GlobalSecondaryIndexes"].([]any)
+	for _, g := range gsis {
+		gm, _ := g.(map[string]any)
+		name, _ := gm["IndexName"].(string)
+		proj := getMap(gm, "Projection")
+		pt, _ := proj["ProjectionType"].(string)
+		gotIdx[name] = index{keySchema(gm["KeySchema"]), pt, stringsIn(proj["NonKeyAttributes"])}
+		if v, ok := gm["ProvisionedThroughput"]; ok {
+			e.add("%s: index %s has ProvisionedThroughput %v on an on-demand table", table, name, v)
+		}
+	}
+	if !reflect.DeepEqual(gotIdx, wantIdx) || len(gsis) != len(wantIdx) {
+		e.add("%s: GlobalSecondaryIndexes %v, want %v (ledger.TableInput: the reconciler's index %s)", table, gotIdx, wantIdx, ledger.DueIndex)
+	}
+	if v, ok := p["LocalSecondaryIndexes"]; ok && len(want.LocalSecondaryIndexes) == 0 {
+		e.add("%s: LocalSecondaryIndexes %v, want none (ledger.TableInput)", table, v)
+	}
+	if b := p["BillingMode"]; b != string(want.BillingMode) {
+		e.add("%s: BillingMode %v, want %s (ledger.TableInput)", table, b, want.BillingMode)
+	}
+	return e.err()
+}
+
+// TestLedgerTableMatchesTableInput: the template's ledger table is the
+// one internal/ledger creates in tests (ledger.TableInput): its key, its
+// attributes and the reconciler's index due.
+func TestLedgerTableMatchesTableInput(t *testing.T) {
+	in := load(t)
+	table, err := ledgerTable(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := checkTableInput(table, props(in, table)); err != nil {
+		t.Error(err)
+	}
+}
+
+// ---------------------------------------------------------------------------
+// The reconciler, its alarms and the dashboard
+
+// reconcilerEnv are the reconciler's own variables (internal/handler:
+// ReconcileFromEnv), declared unset: the defaults suit its timeout.
+var reconcilerEnv = []string{"WXPAY_RECONCILE_BUDGET", "WXPAY_RECONCILE_BATCH", "WXPAY_RECONCILE_WORKERS"}
+
+// maxScheduleMinutes is the longest interval ReconcileSchedule may take:
+// ReconcilerStalledAlarm wants a pass in each of three 5-minute periods.
+const maxScheduleMinutes = 5
+
+var rateRE = regexp.MustCompile(`^rate\(([1-9][0-9]*) (minute|minutes|hour|hours|day|days)\)$`)
+
+// scheduleMinutes is the interval of an EventBridge rate expression, in
+// minutes; false for anything else (cron included) and for a unit that
+// does not agree with the number (rate(1 minutes) is refused).
+func scheduleMinutes(expr string) (int, bool) {
+	m := rateRE.FindStringSubmatch(expr)
+	if m == nil {
+		return 0, false
+	}
+	n, _ := strconv.Atoi(m[1])
+	if (n == 1) != !strings.HasSuffix(m[2], "s") {
+		return 0, false
+	}
+	switch strings.TrimSuffix(m[2], "s") {
+	case "hour":
+		n *= 60
+	case "day":
+		n *= 24 * 60
+	}
+	return n, true
+}
+
+// checkReconciler: the reconciler runs on an EventBridge schedule only
+// (!Ref ReconcileSchedule: every minute by default, at most every
+// maxScheduleMinutes, enabled, the scheduled event as it is); a failed or
+// late pass is retried by neither EventBridge nor Lambda (the next one
+// comes with the schedule); its own variables are declared, unset, and
+// read by the handler. Its role, timeout, VPC and build are checked with
+// the other functions'.
+func checkReconciler(in *input) error {
+	var e errs
+	f := reconcilerID
+	if resource(in, f)["Type"] != "AWS::Serverless::Function" {
+		return fmt.Errorf("%s: missing or not an AWS::Serverless::Function", f)
+	}
+	var sched []map[string]any
+	for name, ev := range events(in, f) {
+		evm, _ := ev.(map[string]any)
+		if evm["Type"] != "Schedule" {
+			e.add("%s: event %s of type %v; the reconciler runs on its schedule only", f, name, evm["Type"])
+			continue
+		}
+		sched = append(sched, getMap(evm, "Properties"))
+	}
+	if len(sched) != 1 {
+		e.add("%s: %d Schedule events, want one", f, len(sched))
+	} else {
+		p := sched[0]
+		if !isRef(p["Schedule"], "ReconcileSchedule") {
+			e.add("%s: Schedule %v, want !Ref ReconcileSchedule", f, p["Schedule"])
+		}
+		if v, ok := p["Enabled"]; ok && !isTrue(v) {
+			e.add("%s: schedule Enabled %v: nothing would be reconciled", f, v)
+		}
+		if v, ok := p["State"]; ok && v != "ENABLED" {
+			e.add("%s: schedule State %v: nothing would be reconciled", f, v)
+		}
+		for _, k := range []string{"Input", "InputPath", "InputTransformer"} {
+			if v, ok := p[k]; ok {
+				e.add("%s: schedule %s %v: a pass is the scheduled event as it is", f, k, v)
+			}
+		}
+		if n, ok := in.number(getMap(p, "RetryPolicy")["MaximumRetryAttempts"]); !ok || n != 0 {
+			e.add("%s: schedule RetryPolicy.MaximumRetryAttempts %v, want 0 (the next pass comes with the schedule)", f, getMap(p, "RetryPolicy")["MaximumRetryAttempts"])
+		}
+	}
+	param := getMap(getMap(in.tpl, "Parameters"), "ReconcileSchedule")
+	if param["Default"] != "rate(1 minute)" {
+		e.add("parameter ReconcileSchedule: Default %v, want rate(1 minute)", param["Default"])
+	}
+	allowed := stringsOrNumbers(param["AllowedValues"])
+	if len(allowed) == 0 {
+		e.add("parameter ReconcileSchedule: no AllowedValues; want rate expressions of at most %d minutes", maxScheduleMinutes)
+	}
+	for _, v := range allowed {
+		if n, ok := scheduleMinutes(v); !ok || n > maxScheduleMinutes {
+			e.add("parameter ReconcileSchedule: %q allowed; want rate expressions of at most %d minutes (ReconcilerStalledAlarm)", v, maxScheduleMinutes)
+		}
+	}
+	eic := getMap(props(in, f), "EventInvokeConfig")
+	if n, ok := in.number(eic["MaximumRetryAttempts"]); !ok || n != 0 {
+		e.add("%s: EventInvokeConfig.MaximumRetryAttempts %v, want 0 (the next pass comes with the schedule)", f, eic["MaximumRetryAttempts"])
+	}
+	if n, ok := in.number(eic["MaximumEventAgeInSeconds"]); !ok || n > 60 {
+		e.add("%s: EventInvokeConfig.MaximumEventAgeInSeconds %v, want at most 60 (a later pass supersedes it)", f, eic["MaximumEventAgeInSeconds"])
+	}
+	src, err := os.ReadFile(filepath.Join("..", "internal", "handler", "reconcile.go"))
+	if err != nil {
+		e.add("%v", err)
+	}
+	own := getMap(getMap(props(in, f), "Environment"), "Variables")
+	for _, k := range reconcilerEnv {
+		v, ok := own[k]
+		if !ok || !isNoValue(v) {
+			e.add("%s: %s is %v, want declared as !Ref AWS::NoValue (unset, settable)", f, k, v)
+		}
+		if !strings.Contains(string(src), `"`+k+`"`) {
+			e.add("%s: the handler (internal/handler/reconcile.go) does not read %s", f, k)
+		}
+	}
+	for k := range own {
+		if !slices.Contains(reconcilerEnv, k) {
+			e.add("%s: own variable %s; the reconciler's are %v", f, k, reconcilerEnv)
+		}
+	}
+	return e.err()
+}
+
+// The metrics the functions write in their log lines (Embedded Metric
+// Format): their namespace, and each one's dimensions.
+const metricsNamespace = "WxRedpack"
+
+var metricDims = map[string][]string{
+	"Sends":                     {"Function", "Api", "Outcome"},
+	"Replays":                   {"Function"},
+	"Conflicts":                 {"Function"},
+	"Unknowns":                  {"Function"},
+	"Transitions":               {"From", "To"},
+	"NeedsAttention":            nil,
+	"UnknownOverOneHour":        nil,
+	"OldestUnsettledAgeSeconds": nil,
+}
+
+// alarmSpec is an alarm of the template, exactly.
+type alarmSpec struct {
+	id, namespace, metric, stat, op string
+	threshold                       float64
+	period, evaluations             float64
+	missing                         string
+}
+
+var alarmSpecs = []alarmSpec{
+	// The dead-letter queue holds a message.
+	{"RedpackDeadLetterAlarm", "AWS/SQS", "ApproximateNumberOfMessagesVisible", "Maximum", "GreaterThanThreshold", 0, 60, 1, "notBreaching"},
+	// A red packet UNKNOWN for over an hour (the reconciler's gauge).
+	{"UnknownOverOneHourAlarm", metricsNamespace, "UnknownOverOneHour", "Maximum", "GreaterThanThreshold", 0, 300, 1, "notBreaching"},
+	// A red packet moved to NEEDS_ATTENTION.
+	{"NeedsAttentionAlarm", metricsNamespace, "NeedsAttention", "Sum", "GreaterThanThreshold", 0, 300, 1, "notBreaching"},
+	// No pass of the reconciler in 15 minutes: its gauge is missing.
+	{"ReconcilerStalledAlarm", metricsNamespace, "OldestUnsettledAgeSeconds", "SampleCount", "LessThanThreshold", 1, 300, 3, "breaching"},
+}
+
+// checkAlarms: exactly the alarms of alarmSpecs, each on its metric (the
+// WxRedpack ones without dimensions or a unit, as the functions write
+// them), statistic, threshold and periods, notifying AlarmTopicArn when it
+// is given.
+func checkAlarms(in *input) error {
+	var e errs
+	var want []string
+	for _, a := range alarmSpecs {
+		want = append(want, a.id)
+	}
+	slices.Sort(want)
+	if got := in.ofType("AWS::CloudWatch::Alarm"); !slices.Equal(got, want) {
+		e.add("alarms %v, want %v", got, want)
+	}
+	conds := getMap(in.tpl, "Conditions")
+	for _, a := range alarmSpecs {
+		p := props(in, a.id)
+		if p["Namespace"] != a.namespace || p["MetricName"] != a.metric || p["Statistic"] != a.stat || p["ComparisonOperator"] != a.op || p["TreatMissingData"] != a.missing {
+			e.add("%s: %v %v %v %v, missing data %v; want %s %s %s %s, %s", a.id, p["Namespace"], p["MetricName"], p["Statistic"], p["ComparisonOperator"], p["TreatMissingData"],
+				a.namespace, a.metric, a.stat, a.op, a.missing)
+		}
+		for k, w := range map[string]float64{"Threshold": a.threshold, "Period": a.period, "EvaluationPeriods": a.evaluations} {
+			if n, ok := in.number(p[k]); !ok || n != w {
+				e.add("%s: %s %v, want %v", a.id, k, p[k], w)
+			}
+		}
+		if v, ok := p["DatapointsToAlarm"]; ok {
+			if n, _ := in.number(v); n != a.evaluations {
+				e.add("%s: DatapointsToAlarm %v, want every one of its %v periods", a.id, v, a.evaluations)
+			}
+		}
+		for _, k := range []string{"Unit", "Metrics", "ExtendedStatistic"} {
+			if v, ok := p[k]; ok {
+				e.add("%s: %s %v: an alarm with a unit sees only the data points written with it", a.id, k, v)
+			}
+		}
+		if a.namespace == metricsNamespace {
+			dims, known := metricDims[a.metric]
+			if !known || len(dims) > 0 {
+				e.add("%s: metric %s is not one of the functions' metrics without dimensions", a.id, a.metric)
+			}
+			if v, ok := p["Dimensions"]; ok {
+				e.add("%s: Dimensions %v; the functions write %s without any", a.id, v, a.metric)
+			}
+		}
+		ifv, ok := fnIf(p["AlarmActions"])
+		var cond string
+		if ok {
+			cond, _ = ifv[0].(string)
+		}
+		if !ok || !reflect.DeepEqual(ifv[1], []any{map[string]any{"Ref": "AlarmTopicArn"}}) || !isNoValue(ifv[2]) || !slices.Contains(refsIn(conds[cond]), "AlarmTopicArn") {
+			e.add("%s: AlarmActions %v, want !If [<AlarmTopicArn given>, [!Ref AlarmTopicArn], !Ref AWS::NoValue]", a.id, p["AlarmActions"])
+		}
+	}
+	if dlq := deadLetterQueue(in); dlq != "" {
+		want := []any{map[string]any{"Name": "QueueName", "Value": map[string]any{"Fn::GetAtt": []any{dlq, "QueueName"}}}}
+		if d := props(in, "RedpackDeadLetterAlarm")["Dimensions"]; !reflect.DeepEqual(d, want) {
+			e.add("RedpackDeadLetterAlarm: Dimensions %v, want QueueName of %s", d, dlq)
+		}
+	}
+	return e.err()
+}
+
+// deadLetterQueue is the queue the send queues redrive to.
+func deadLetterQueue(in *input) string {
+	for _, q := range in.ofType("AWS::SQS::Queue") {
+		if dlq, ok := getAtt(getMap(props(in, q), "RedrivePolicy")["deadLetterTargetArn"], "Arn"); ok {
+			return dlq
+		}
+	}
+	return ""
+}
+
+var subVarRE = regexp.MustCompile(`\$\{([^}]*)\}`)
+
+// substitute fills in a Fn::Sub string as CloudFormation would, with a
+// placeholder for each variable: ${Name} becomes Name-ref, ${Name.Attr}
+// Name-Attr, ${AWS::Region} AWS-Region-ref and ${!Literal} ${Literal}. It
+// returns the names the string refers to.
+func substitute(s string) (string, []string) {
+	var names []string
+	out := subVarRE.ReplaceAllStringFunc(s, func(m string) string {
+		v := subVarRE.FindStringSubmatch(m)[1]
+		if strings.HasPrefix(v, "!") {
+			return "${" + v[1:] + "}"
+		}
+		name, attr, ok := strings.Cut(v, ".")
+		names = append(names, name)
+		if !ok {
+			attr = "ref"
+		}
+		return strings.ReplaceAll(name, "::", "-") + "-" + attr
+	})
+	return out, names
+}
+
+// checkDashboard: one dashboard, named per stack and region (dashboard
+// names are per account), whose body is JSON once Fn::Sub has filled it
+// in, every variable a resource of the template or AWS::Region, every
+// metric widget in the stack's region, and widgets for: every metric the
+// functions write (the ones with dimensions through SEARCH over exactly
+// their dimensions), the dead-letter queue's depth, Lambda errors and
+// throttles of every function, and the state of every alarm.
+func checkDashboard(in *input) error {
+	var e errs
+	ids := in.ofType("AWS::CloudWatch::Dashboard")
+	if len(ids) != 1 {
+		return fmt.Errorf("want one AWS::CloudWatch::Dashboard, got %v", ids)
+	}
+	id := ids[0]
+	p := props(in, id)
+	name, _ := getMap(p, "DashboardName")["Fn::Sub"].(string)
+	if !strings.Contains(name, "${AWS::StackName}") || !strings.Contains(name, "${AWS::Region}") {
+		e.add("%s: DashboardName %v, want !Sub with ${AWS::StackName} and ${AWS::Region} (dashboard names are per account)", id, p["DashboardName"])
+	}
+	raw, ok := getMap(p, "DashboardBody")["Fn::Sub"].(string)
+	if !ok {
+		return fmt.Errorf("%s: DashboardBody %v, want !Sub of the JSON", id, p["DashboardBody"])
+	}
+	text, names := substitute(raw)
+	for _, n := range names {
+		if _, isResource := resources(in)[n]; !isResource && n != "AWS::Region" {
+			e.add("%s: DashboardBody refers to ${%s}, not a resource of the template", id, n)
+		}
+	}
+	var body struct {
+		Widgets []json.RawMessage `json:"widgets"`
+	}
+	if err := json.Unmarshal([]byte(text), &body); err != nil {
+		return fmt.Errorf("%s: DashboardBody is not JSON once substituted: %v", id, err)
+	}
+	var exprs []string
+	var series [][]string
+	alarmWidget := []string{}
+	for i, raw := range body.Widgets {
+		var w struct {
+			Type       string         `json:"type"`
+			X          int            `json:"x"`
+			Width      int            `json:"width"`
+			Properties map[string]any `json:"properties"`
+		}
+		if err := json.Unmarshal(raw, &w); err != nil {
+			e.add("%s: widget %d: %v", id, i, err)
+			continue
+		}
+		if w.X < 0 || w.Width < 1 || w.X+w.Width > 24 {
+			e.add("%s: widget %d (%v) at x %d, width %d: off the 24-column grid", id, i, w.Properties["title"], w.X, w.Width)
+		}
+		switch w.Type {
+		case "alarm":
+			alarmWidget = append(alarmWidget, stringsIn(w.Properties["alarms"])...)
+		case "metric":
+			if r := w.Properties["region"]; r != "AWS-Region-ref" {
+				e.add("%s: widget %v in region %v, want ${AWS::Region}", id, w.Properties["title"], r)
+			}
+			ms, _ := w.Properties["metrics"].([]any)
+			for _, m := range ms {
+				l, _ := m.([]any)
+				if len(l) == 1 {
+					if em, ok := l[0].(map[string]any); ok {
+						x, _ := em["expression"].(string)
+						exprs = append(exprs, x)
+						continue
+					}
+				}
+				var s []string
+				for _, x := range l {
+					if str, ok := x.(string); ok {
+						s = append(s, str)
+					}
+				}
+				series = append(series, s)
+			}
+		}
+	}
+	hasSeries := func(want ...string) bool {
+		return slices.ContainsFunc(series, func(s []string) bool { return slices.Equal(s, want) })
+	}
+	for metric, dims := range metricDims {
+		if len(dims) == 0 {
+			if !hasSeries(metricsNamespace, metric) {
+				e.add("%s: no widget of %s %s", id, metricsNamespace, metric)
+			}
+			continue
+		}
+		search := fmt.Sprintf(`{%s,%s} MetricName="%s"`, metricsNamespace, strings.Join(dims, ","), metric)
+		if !slices.ContainsFunc(exprs, func(x string) bool { return strings.HasPrefix(x, "SEARCH(") && strings.Contains(x, search) }) {
+			e.add("%s: no SEARCH('%s', ...)", id, search)
+		}
+	}
+	for _, f := range contract {
+		for _, m := range []string{"Errors", "Throttles"} {
+			if !hasSeries("AWS/Lambda", m, "FunctionName", f.ID+"-ref") {
+				e.add("%s: no Lambda %s of %s", id, m, f.ID)
+			}
+		}
+	}
+	if dlq := deadLetterQueue(in); !hasSeries("AWS/SQS", "ApproximateNumberOfMessagesVisible", "QueueName", dlq+"-QueueName") {
+		e.add("%s: no depth of the dead-letter queue %s", id, dlq)
+	}
+	for _, a := range in.ofType("AWS::CloudWatch::Alarm") {
+		if !slices.Contains(alarmWidget, a+"-Arn") {
+			e.add("%s: alarm %s not in an alarm widget", id, a)
 		}
 	}
 	return e.err()
