@@ -32,6 +32,9 @@ type answer struct {
 	code      string
 	attempts  int
 	retryable bool
+	// send: the answer is to a send request that passed validation (the
+	// metric Sends counts it, unless replayed: the metric Replays does).
+	send, replayed bool
 }
 
 // errorBody is the contract's failure body.

@@ -103,6 +103,7 @@ func (h *Handler) handle(ctx context.Context, src Source, r httpRequest) answer 
 		a = h.query(ctx, c)
 	default:
 		a = h.send(ctx, src, c)
+		a.send = true
 	}
 	h.logAnswer(ctx, src, a, start)
 	return a
@@ -131,7 +132,9 @@ func (h *Handler) send(ctx context.Context, src Source, c call) answer {
 	if err != nil {
 		return failure(c, err)
 	}
-	return success(c, out.Result, attemptsOf(out.Result))
+	a := success(c, out.Result, attemptsOf(out.Result))
+	a.replayed = out.Replayed
+	return a
 }
 
 // query reads the red packet's record at WeChat and, when the ledger has

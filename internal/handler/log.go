@@ -9,6 +9,8 @@ import (
 
 	"github.com/aws/aws-lambda-go/lambdacontext"
 
+	"github.com/redpacket-lambda/wxredpack/internal/metrics"
+	"github.com/redpacket-lambda/wxredpack/internal/payout"
 	"github.com/redpacket-lambda/wxredpack/pkg/wxpay"
 )
 
@@ -48,7 +50,9 @@ func (h requestIDHandler) WithGroup(name string) slog.Handler {
 }
 
 // logAnswer writes the one line each request gets. It never includes the
-// request body, credentials or the full openid.
+// request body, credentials or the full openid. A send's line carries its
+// CloudWatch metrics too (sendMetrics), in the Embedded Metric Format: a
+// line below the log level carries none.
 func (h *Handler) logAnswer(ctx context.Context, src Source, a answer, start time.Time) {
 	level := slog.LevelInfo
 	switch {
@@ -57,7 +61,11 @@ func (h *Handler) logAnswer(ctx context.Context, src Source, a answer, start tim
 	case a.outcome != wxpay.OutcomeSuccess:
 		level = slog.LevelWarn
 	}
-	h.log.LogAttrs(ctx, level, "request",
+	if !h.log.Enabled(ctx, level) {
+		return
+	}
+	now := h.now()
+	attrs := []slog.Attr{
 		slog.String("function", h.op.Name()),
 		slog.String("api", h.op.API()),
 		slog.String("source", string(src)),
@@ -67,8 +75,56 @@ func (h *Handler) logAnswer(ctx context.Context, src Source, a answer, start tim
 		slog.String("err_code", a.code),
 		slog.Int("status", a.status),
 		slog.Int("attempts", a.attempts),
-		slog.Float64("latency_ms", float64(h.now().Sub(start).Microseconds())/1000),
-	)
+		slog.Float64("latency_ms", float64(now.Sub(start).Microseconds())/1000),
+	}
+	if a.send {
+		attrs = append(attrs, h.sendMetrics(a, now).Attrs()...)
+	}
+	h.log.LogAttrs(ctx, level, "request", attrs...)
+}
+
+// sendMetrics are the metrics of a send request's answer a, at now
+// (namespace metrics.Namespace):
+//
+//   - Sends (Count) 1, by Function, Api and Outcome (success, failed,
+//     unknown) and by Function: every send request answered, the send
+//     path's refusals (BILLNO_CONFLICT, IN_PROGRESS, LEDGER_UNAVAILABLE)
+//     and CONFIG_ERROR included, as failed; not a replay;
+//   - Replays, Conflicts and Unknowns (Count), by Function: 1 when the
+//     answer is a replay from the ledger, a BILLNO_CONFLICT, an unknown
+//     outcome; else 0, so that each has a value for every send.
+//
+// An invalid request (INVALID_REQUEST) is not a send: its line has no
+// metrics.
+func (h *Handler) sendMetrics(a answer, now time.Time) metrics.Entry {
+	byFunction := []string{metrics.DimFunction}
+	e := metrics.Entry{Namespace: metrics.Namespace, Time: now, Dimensions: []metrics.Dimension{{Name: metrics.DimFunction, Value: h.op.Name()}}}
+	if !a.replayed {
+		e.Dimensions = append(e.Dimensions,
+			metrics.Dimension{Name: metrics.DimAPI, Value: h.op.API()},
+			metrics.Dimension{Name: metrics.DimOutcome, Value: string(a.outcome)})
+		e.Directives = append(e.Directives, metrics.Directive{
+			Dimensions: [][]string{{metrics.DimFunction, metrics.DimAPI, metrics.DimOutcome}, byFunction},
+			Metrics:    []metrics.Metric{metrics.Count(metrics.Sends, 1)},
+		})
+	}
+	e.Directives = append(e.Directives, metrics.Directive{
+		Dimensions: [][]string{byFunction},
+		Metrics: []metrics.Metric{
+			metrics.Count(metrics.Replays, one(a.replayed)),
+			metrics.Count(metrics.Conflicts, one(a.code == payout.CodeBillnoConflict)),
+			metrics.Count(metrics.Unknowns, one(a.outcome == wxpay.OutcomeUnknown)),
+		},
+	})
+	return e
+}
+
+// one is 1 for true, 0 for false: a count of one event.
+func one(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // MaskOpenID keeps the first and last four characters of an openid, enough

@@ -200,7 +200,13 @@ func (h *ReconcileHandler) withReserve(ctx context.Context) (context.Context, co
 	return context.WithDeadline(ctx, deadline.Add(-reserve))
 }
 
-// logInvocation writes the one line each invocation gets: what it did.
+// logInvocation writes the one line each invocation gets: what it did,
+// and for a pass or a check its CloudWatch metrics (Summary.Metrics) in
+// the Embedded Metric Format; then, for each distinct move, a line
+// "reconcile: transitions" with its metric Transitions by From and To
+// (Summary.TransitionMetrics). An invocation refused (an invalid event, a
+// configuration fault) or whose check failed has no metrics. A line below
+// the log level carries none.
 func (h *ReconcileHandler) logInvocation(ctx context.Context, billno string, s reconcile.Summary, err error, start time.Time) {
 	level := slog.LevelInfo
 	switch {
@@ -209,6 +215,7 @@ func (h *ReconcileHandler) logInvocation(ctx context.Context, billno string, s r
 	case s.Errors > 0 || s.Stopped != "":
 		level = slog.LevelWarn
 	}
+	now := h.now()
 	attrs := []slog.Attr{
 		slog.String("function", "reconcile"),
 		slog.String("mch_billno", billno),
@@ -219,12 +226,21 @@ func (h *ReconcileHandler) logInvocation(ctx context.Context, billno string, s r
 		slog.Int("lost_races", s.LostRaces),
 		slog.Int("errors", s.Errors),
 		slog.String("stopped", s.Stopped),
-		slog.Float64("latency_ms", float64(h.now().Sub(start).Microseconds())/1000),
+		slog.Float64("latency_ms", float64(now.Sub(start).Microseconds())/1000),
 	}
 	if err != nil {
 		attrs = append(attrs, slog.String("error", err.Error()))
 	} else if s.StopError != "" {
 		attrs = append(attrs, slog.String("error", s.StopError))
 	}
+	if err == nil {
+		attrs = append(attrs, s.Metrics(now).Attrs()...)
+	}
 	h.log.LogAttrs(ctx, level, "reconcile", attrs...)
+	if err != nil {
+		return
+	}
+	for _, e := range s.TransitionMetrics(now) {
+		h.log.LogAttrs(ctx, slog.LevelInfo, "reconcile: transitions", append([]slog.Attr{slog.String("function", "reconcile")}, e.Attrs()...)...)
+	}
 }
