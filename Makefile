@@ -79,6 +79,7 @@ FUZZTIME ?= 20000x
 FUZZ_TARGETS = \
 	./pkg/wxpay:FuzzDecodeXML \
 	./pkg/wxpay:FuzzDecodeXMLRecords \
+	./pkg/wxpay:FuzzFastDecodeMatchesSlow \
 	./pkg/wxpay:FuzzValidateSendMini \
 	./internal/handler:FuzzInvoke \
 	./internal/handler:FuzzDecodeRequest

@@ -216,6 +216,9 @@ func decodeXML(data []byte, container, item string) (Params, []Params, error) {
 	if looksLikeHTML(data) {
 		return nil, nil, &XMLError{Reason: "an HTML page", HTML: true}
 	}
+	if params, records, ok := fastDecode(data, container, item); ok {
+		return params, records, nil
+	}
 	d := xml.NewDecoder(bytes.NewReader(data))
 	d.Strict = true
 	p := &flatParser{d: d}

@@ -203,11 +203,11 @@ func TestDecodeXMLAccepts(t *testing.T) {
 }
 
 // TestDecodeXMLCopies: decoded fields and records never share the
-// caller's bytes, which the caller may reuse.
+// caller's bytes, which the caller may reuse, on either decoding path.
 func TestDecodeXMLCopies(t *testing.T) {
 	for _, doc := range []string{
 		typicalSuccess,
-		`<?xml version="1.0"?>` + typicalSuccess,
+		`<?xml version="1.0"?>` + typicalSuccess, // encoding/xml's path
 		hbinfoMany,
 	} {
 		want, wantRecs, err := DecodeXMLRecords([]byte(doc), "hblist", "hbinfo")
