@@ -234,6 +234,17 @@ func (c *Clock) rebase(t time.Time) {
 	}
 }
 
+// SetSpeed makes the clock run speed times as fast as the wall clock from
+// the time it shows now (0 or less stops it there): a local run can let
+// the simulator's day pass in seconds once its samples are done.
+func (c *Clock) SetSpeed(speed float64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	now := c.nowLocked()
+	c.speed = max(speed, 0)
+	c.rebase(now)
+}
+
 // Speed returns how many times as fast as the wall clock the clock runs:
 // 0 for a stopped clock.
 func (c *Clock) Speed() float64 {

@@ -402,6 +402,20 @@ func TestClock(t *testing.T) {
 	if c := NewAcceleratedClock(t0, 0); c.Speed() != 0 || !c.Now().Equal(t0) {
 		t.Errorf("speed 0: %v at %v", c.Speed(), c.Now())
 	}
+
+	// SetSpeed: from the time shown, at the new speed; 0 stops it.
+	c := NewClock(t0)
+	c.SetSpeed(3600)
+	time.Sleep(20 * time.Millisecond)
+	if d := c.Now().Sub(t0); d < 72*time.Second || c.Speed() != 3600 {
+		t.Errorf("after SetSpeed(3600) and 20 ms: moved %v", d)
+	}
+	c.SetSpeed(0)
+	at := c.Now()
+	time.Sleep(5 * time.Millisecond)
+	if !c.Now().Equal(at) || c.Speed() != 0 {
+		t.Errorf("after SetSpeed(0): %v, then %v", at, c.Now())
+	}
 }
 
 // TestAcceleratedTimeline: on a clock at 3600 times the wall clock's
