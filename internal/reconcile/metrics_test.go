@@ -193,3 +193,22 @@ func TestBacklogDueBound(t *testing.T) {
 		t.Errorf("backlog %+v; want the 4 items read, the oldest 5400 s", b)
 	}
 }
+
+// TestOldestUnsettledLeavesOutSent: a red packet WeChat paid is settled as
+// far as money goes, however long its claim takes: the gauge is the age of
+// the oldest item whose outcome is not known.
+func TestOldestUnsettledLeavesOutSent(t *testing.T) {
+	store, w, c := ledger.NewMemory(), newWeChat(), newClock(base)
+	now := at(10 * time.Hour)
+	create(t, store, "PAID", base)
+	settle(t, store, "PAID", base, ledger.Sent, "")
+	w.record("PAID", wxpay.StatusSent, "")
+	create(t, store, "UNSURE", now.Add(-2*time.Hour))
+	settle(t, store, "UNSURE", now.Add(-2*time.Hour), ledger.Unknown, "")
+	c.Set(now)
+	r, _ := newReconciler(store, w, c)
+	s := r.RunOnce(t.Context())
+	if b := s.Backlog; b == nil || b.Seen != 2 || b.OldestUnsettledAgeSeconds != (2*time.Hour).Seconds() {
+		t.Errorf("backlog %+v, want both seen and the unknown one's age (7200 s), not the paid one's", s.Backlog)
+	}
+}

@@ -136,8 +136,9 @@ type Backlog struct {
 	// their lease ended, more than UnknownAlarmAge after their first try.
 	UnknownOverOneHour int `json:"unknown_over_one_hour"`
 	// OldestUnsettledAgeSeconds is the age (seconds from the first try to
-	// the read, to the millisecond) of the oldest item seen not final
-	// (Sent and NeedsAttention included); 0 when none.
+	// the read, to the millisecond) of the oldest item seen whose outcome
+	// is not settled: not final and not Sent (NeedsAttention included);
+	// 0 when none.
 	OldestUnsettledAgeSeconds float64 `json:"oldest_unsettled_age_seconds"`
 }
 
@@ -428,7 +429,9 @@ func (t *tally) see(items []*ledger.Item, now time.Time) {
 		b := s.Backlog
 		for _, it := range items {
 			b.Seen++
-			if it.State.Final() || it.FirstTriedAt.IsZero() {
+			// SENT is settled as far as money goes: WeChat paid, and the
+			// claim or the refund follows on WeChat's own clock.
+			if it.State.Final() || it.State == ledger.Sent || it.FirstTriedAt.IsZero() {
 				continue
 			}
 			age := now.Sub(it.FirstTriedAt)
