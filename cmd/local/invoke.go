@@ -37,9 +37,10 @@ func invokeFunction(ctx context.Context, h *handler.Handler, payload []byte) ([]
 
 // invokeSamples invokes every function on each of its samples in
 // eventsDir/<function>/ and prints the answers, then repeats a send to show
-// the ledger (showLedger). It fails if any sample's answer is not a success,
-// or the repeats are not answered as the ledger should, so it doubles as a
-// smoke test.
+// the ledger (showLedger) and, when every function ran, settles an unknown
+// send with the reconciler (showReconcile). It fails if any sample's answer
+// is not a success, or the repeats or the reconciler's steps are not
+// answered as they should be, so it doubles as a smoke test.
 func invokeSamples(ctx context.Context, eventsDir, only string, handlers map[string]*handler.Handler, env *environment, out io.Writer) error {
 	var failed, total int
 	direct := make(map[string]directRun) // each function's successful direct invoke
@@ -83,10 +84,15 @@ func invokeSamples(ctx context.Context, eventsDir, only string, handlers map[str
 	repeats, unexpected := showLedger(ctx, handlers, direct, env, out)
 	total += repeats
 	failed += unexpected
-	fmt.Fprintf(out, "%d invocations, %d not as expected; the simulator recorded %d red packets (%d requests, %d TLS handshakes).\n",
+	fmt.Fprintf(out, "%d invocations, %d not as expected; the simulator recorded %d red packets (%d requests, %d TLS handshakes).\n\n",
 		total, failed, env.sim.TotalPayments(), env.sim.Requests(), env.sim.Handshakes())
 	if failed > 0 {
 		return fmt.Errorf("%d of %d invocations were not answered as expected", failed, total)
+	}
+	if only == "" {
+		if n := showReconcile(ctx, handlers, eventsDir, env, out); n > 0 {
+			return fmt.Errorf("the reconciler's section: %d step(s) not as expected", n)
+		}
 	}
 	return nil
 }

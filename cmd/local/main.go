@@ -12,7 +12,9 @@
 // AWS SDK's GetSecretValue, the simulator trusted through SSL_CERT_FILE;
 // only the ledger is the memory one instead of the DynamoDB table
 // WXPAY_LEDGER_TABLE names. After the samples, run repeats one send to show
-// the ledger answering a repeat and refusing a conflicting one.
+// the ledger answering a repeat and refusing a conflicting one, then the
+// reconciler settling an unknown send in one pass while the simulator's
+// clock runs an hour a second.
 package main
 
 import (
@@ -26,6 +28,7 @@ import (
 	"path/filepath"
 	"sync"
 	"syscall"
+	"time"
 
 	"github.com/redpacket-lambda/wxredpack/internal/credstore"
 	"github.com/redpacket-lambda/wxredpack/internal/handler"
@@ -112,7 +115,10 @@ type environment struct {
 	// ledger is the functions' ledger, in memory: one store for the
 	// four functions of a run, as one table serves them when deployed.
 	ledger ledger.Store
-	dir    string
+	// clock is the simulator's clock: real time, until the reconciler's
+	// section of run makes it run faster.
+	clock *wxpaytest.Clock
+	dir   string
 }
 
 const localSecretID = "wxpay/local"
@@ -131,7 +137,8 @@ func startEnvironment(stdout io.Writer, verbose bool) (*environment, error) {
 	if err != nil {
 		return nil, fmt.Errorf("make the simulator's CA: %w", err)
 	}
-	sim, err := wxpaytest.Start(wxpaytest.Config{ServerCA: ca})
+	clock := wxpaytest.NewAcceleratedClock(time.Now(), 1)
+	sim, err := wxpaytest.Start(wxpaytest.Config{ServerCA: ca, Now: clock.Now})
 	if err != nil {
 		return nil, fmt.Errorf("start the WeChat Pay simulator: %w", err)
 	}
@@ -140,7 +147,7 @@ func startEnvironment(stdout io.Writer, verbose bool) (*environment, error) {
 		sim.Close()
 		return nil, fmt.Errorf("start the Secrets Manager endpoint: %w", err)
 	}
-	env := &environment{sim: sim, sm: sm, ledger: ledger.NewMemory()}
+	env := &environment{sim: sim, sm: sm, ledger: ledger.NewMemory(), clock: clock}
 	sm.Put(localSecretID, string(sim.Merchant().SecretJSON()))
 	env.dir, err = os.MkdirTemp("", "wxredpack-local-")
 	if err != nil {

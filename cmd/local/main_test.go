@@ -18,7 +18,10 @@ import (
 // shows the mini-program red packet's jsapi parameters, the query answer
 // with the ledger's record, and the ledger answering a repeat of a billno
 // (replayed, the same send_listid, no request to WeChat) and refusing the
-// same billno with another amount (BILLNO_CONFLICT, nothing sent).
+// same billno with another amount (BILLNO_CONFLICT, nothing sent); then
+// an unknown send (WeChat paid it and answered PROCESSING) settled by one
+// pass of the reconciler, on the simulator's clock running an hour a
+// second.
 func TestRun(t *testing.T) {
 	var out strings.Builder
 	if err := run(t.Context(), []string{"run", "-events", filepath.Join("..", "..", "events")}, &out, io.Discard); err != nil {
@@ -66,6 +69,31 @@ func TestRun(t *testing.T) {
 	// samples make, and WeChat recorded one red packet per billno sent.
 	if !strings.Contains(text, "24 invocations, 0 not as expected; the simulator recorded 21 red packets (25 requests,") {
 		t.Errorf("summary line: want 24 invocations, 21 red packets and 25 requests (the repeats add none):\n%s", text)
+	}
+
+	// The reconciler's section.
+	for _, want := range []string{
+		"── reconciler (an unknown send settled by one pass, the simulator's clock 3600 times as fast) ──",
+		"send direct.json as LOCALRECON0001; WeChat pays it and answers PROCESSING (injected)",
+		"direct.json              unknown: PROCESSING; the ledger holds it UNKNOWN, WeChat shows it SENDING (paid)",
+		"11 minutes later on the simulator's clock (",
+		"the first check is due, WeChat shows SENT",
+		"one pass                 UNKNOWN -> SENT: checked 1, settled 1; WeChat paid it once",
+	} {
+		if !strings.Contains(text, want) {
+			t.Errorf("output lacks %q:\n%s", want, text)
+		}
+	}
+	unknown := printedAfter(t, text, "send direct.json as LOCALRECON0001")
+	if e, _ := unknown["error"].(map[string]any); e["code"] != "PROCESSING" || e["outcome"] != "unknown" || unknown["mch_billno"] != "LOCALRECON0001" {
+		t.Errorf("the unknown send answered %v, want PROCESSING, outcome unknown", unknown)
+	}
+	pass := printedAfter(t, text, "one pass ")
+	if tr, _ := pass["transitions"].(map[string]any); pass["checked"] != float64(1) || pass["settled"] != float64(1) || tr["UNKNOWN->SENT"] != float64(1) || len(tr) != 1 {
+		t.Errorf("the pass's summary %v, want 1 checked, 1 settled, UNKNOWN->SENT", pass)
+	}
+	if _, after, _ := strings.Cut(text, "── reconciler"); strings.Contains(after, "NOT AS EXPECTED") || !strings.HasSuffix(strings.TrimSpace(after), "}") {
+		t.Errorf("the reconciler's section is not as expected:\n%s", after)
 	}
 }
 
