@@ -60,7 +60,7 @@ var Schedule = [...]Interval{
 		Rule: "the receiver has 24 hours to claim a red packet; most claim within the hour",
 	},
 	ClaimCheck: {
-		When: "SENT, within the claim window", Wait: 6 * time.Hour, From: "the check (and once more at the window's end + RefundCheck)",
+		When: "SENT, within the claim window", Wait: 6 * time.Hour, From: "the check (and once more an hour after the claim window ends)",
 		Rule: "24-hour claim window: RECEIVED whenever the receiver claims it",
 	},
 	ClaimWindow: {
@@ -76,7 +76,7 @@ var Schedule = [...]Interval{
 		Rule: "WeChat is still processing: SENDING may last hours and end SENT or FAILED; SENDING with a reason is a failure",
 	},
 	NotFoundCheck: {
-		When: "NOT_FOUND", Wait: 5 * time.Minute, From: "the check; doubled for each try of the billno, at most NotFoundCheckMax",
+		When: "NOT_FOUND", Wait: 5 * time.Minute, From: "the check; doubled for each try of the billno, up to the next row",
 		Rule: "gethbinfo may not show a send yet. NOT_FOUND twice this far apart since the last try: the send left no record, and the stored request is sent again with its billno (WeChat's advice), far more than 1 s after the last try",
 	},
 	NotFoundCheckMax: {
