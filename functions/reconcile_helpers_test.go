@@ -121,15 +121,50 @@ func (w *recWorld) scan(t testing.TB) []scanned {
 			t.Fatalf("scan %s: %v", w.table, err)
 		}
 		for _, raw := range page.Items {
-			var s scanned
-			if err := attributevalue.UnmarshalMap(raw, &s); err != nil {
-				t.Fatalf("scan %s: %v", w.table, err)
-			}
-			s.raw = raw
-			out = append(out, s)
+			out = append(out, decodeScanned(t, raw))
 		}
 	}
 	return out
+}
+
+// get reads the items of billnos (strongly consistent), a hundred a
+// request.
+func (w *recWorld) get(t testing.TB, billnos []string) []scanned {
+	t.Helper()
+	var out []scanned
+	for len(billnos) > 0 {
+		n := min(len(billnos), 100)
+		keys := make([]map[string]types.AttributeValue, n)
+		for i, b := range billnos[:n] {
+			keys[i] = map[string]types.AttributeValue{
+				ledger.HashKey:  &types.AttributeValueMemberS{Value: w.mchID},
+				ledger.RangeKey: &types.AttributeValueMemberS{Value: b},
+			}
+		}
+		billnos = billnos[n:]
+		req := map[string]types.KeysAndAttributes{w.table: {Keys: keys, ConsistentRead: aws.Bool(true)}}
+		for len(req) > 0 {
+			res, err := w.db.BatchGetItem(context.Background(), &dynamodb.BatchGetItemInput{RequestItems: req})
+			if err != nil {
+				t.Fatalf("get from %s: %v", w.table, err)
+			}
+			for _, raw := range res.Responses[w.table] {
+				out = append(out, decodeScanned(t, raw))
+			}
+			req = res.UnprocessedKeys
+		}
+	}
+	return out
+}
+
+func decodeScanned(t testing.TB, raw map[string]types.AttributeValue) scanned {
+	t.Helper()
+	var s scanned
+	if err := attributevalue.UnmarshalMap(raw, &s); err != nil {
+		t.Fatalf("ledger item: %v", err)
+	}
+	s.raw = raw
+	return s
 }
 
 // final reports whether the scanned item's state is final.
@@ -149,12 +184,14 @@ func (s scanned) nextCheck(t testing.TB) time.Time {
 }
 
 // warp moves the world d forward at once: the simulator's clock by d, and
-// every item of the ledger not final (items holds them as scanned, none
+// every item of the ledger not final (items holds them as read, none
 // changed since) d into the past, each of its times, as if d had passed
 // for the reconciler too. Only between invocations: nothing else may write
 // the table meanwhile. Final items are left: nothing reads their times.
-func (w *recWorld) warp(t testing.TB, items []scanned, d time.Duration) {
+// It returns the items it moved, as they are now.
+func (w *recWorld) warp(t testing.TB, items []scanned, d time.Duration) []scanned {
 	t.Helper()
+	var out []scanned
 	var batch []types.WriteRequest
 	flush := func() {
 		for len(batch) > 0 {
@@ -187,6 +224,7 @@ func (w *recWorld) warp(t testing.TB, items []scanned, d time.Duration) {
 			moved[name] = &types.AttributeValueMemberS{Value: at.Add(-d).UTC().Format(ledgerTimeLayout)}
 		}
 		batch = append(batch, types.WriteRequest{PutRequest: &types.PutRequest{Item: moved}})
+		out = append(out, decodeScanned(t, moved))
 		if len(batch) == 25 {
 			flush()
 		}
@@ -194,6 +232,7 @@ func (w *recWorld) warp(t testing.TB, items []scanned, d time.Duration) {
 	flush()
 	w.clock.Advance(d)
 	w.warped += d
+	return out
 }
 
 // summary is the reconciler's answer.
@@ -251,21 +290,38 @@ func check(t testing.TB, p *proc, billno string) summary {
 // proc.
 func send(t testing.TB, p *proc, req map[string]any, deadline time.Duration) ledgerAnswerAny {
 	t.Helper()
+	a, err := trySend(p, req, deadline)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
+
+// trySend is send for a goroutine other than the test's: it returns what
+// went wrong.
+func trySend(p *proc, req map[string]any, deadline time.Duration) (ledgerAnswerAny, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), deadline+invokeWait)
 	defer cancel()
-	r, err := p.rt.Invoke(ctx, mustJSON(t, req), deadline)
-	if err != nil || r.Err != nil {
-		t.Fatalf("%s %v: %v %v\noutput:\n%s", p.name, req["mch_billno"], err, r.Err, tail(p.p.Output(), 40))
+	body, err := json.Marshal(req)
+	if err != nil {
+		return ledgerAnswerAny{}, err
+	}
+	r, err := p.rt.Invoke(ctx, body, deadline)
+	if err == nil && r.Err != nil {
+		err = r.Err
+	}
+	if err != nil {
+		return ledgerAnswerAny{}, fmt.Errorf("%s %v: %w\noutput:\n%s", p.name, req["mch_billno"], err, tail(p.p.Output(), 40))
 	}
 	var a ledgerAnswerAny
 	if err := json.Unmarshal(r.Payload, &a); err != nil {
-		t.Fatalf("%s: answer %s: %v", p.name, r.Payload, err)
+		return a, fmt.Errorf("%s: answer %s: %w", p.name, r.Payload, err)
 	}
 	// For checkOutput: the invocation writes one request line, with the
 	// outcome it answered.
 	billno, _ := req["mch_billno"].(string)
 	p.invs = append(p.invs, invocation{id: r.RequestID, lines: []logLine{{billno, a.outcome()}}})
-	return a
+	return a, nil
 }
 
 // ledgerAnswerAny is a send function's direct answer.
