@@ -447,19 +447,35 @@ func TestStaleCallersDoNotWaitForTheRefresh(t *testing.T) {
 	s, _ := newTestStore(t, fake, clk)
 	c1, _ := s.Client(context.Background())
 	clk.Add(DefaultTTL + time.Second)
-	fake.delay = 200 * time.Millisecond
+	// The refresh's GetSecretValue is held until the concurrent caller
+	// has returned: a caller that waited for the refresh would never
+	// return (rather than return a little late, which a loaded machine
+	// makes indistinguishable from not waiting).
+	release := make(chan struct{})
+	fake.onCall = func() { <-release }
 	done := make(chan struct{})
 	go func() { defer close(done); _, _ = s.Client(context.Background()) }() // refreshes
 	for s.Fetches() < 2 {
 		time.Sleep(time.Millisecond)
 	}
-	start := time.Now()
-	if c, err := s.Client(context.Background()); err != nil || c != c1 {
-		t.Fatalf("Client during the refresh = %p, %v", c, err)
+	type result struct {
+		c   *wxpay.Client
+		err error
 	}
-	if d := time.Since(start); d > 100*time.Millisecond {
-		t.Errorf("a concurrent caller waited %v for the refresh", d)
+	got := make(chan result, 1)
+	go func() {
+		c, err := s.Client(context.Background())
+		got <- result{c, err}
+	}()
+	select {
+	case r := <-got:
+		if r.err != nil || r.c != c1 {
+			t.Errorf("Client during the refresh = %p, %v; want the current client", r.c, r.err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Errorf("a concurrent caller is still waiting for the refresh after 10 s")
 	}
+	close(release)
 	<-done
 }
 

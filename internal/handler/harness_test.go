@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -19,6 +20,7 @@ import (
 	"github.com/redpacket-lambda/wxredpack/internal/credstore"
 	"github.com/redpacket-lambda/wxredpack/internal/handler"
 	"github.com/redpacket-lambda/wxredpack/internal/smtest"
+	"github.com/redpacket-lambda/wxredpack/pkg/wxpay"
 	"github.com/redpacket-lambda/wxredpack/pkg/wxpay/wxpaytest"
 )
 
@@ -31,6 +33,11 @@ type world struct {
 	sm       *smtest.Server
 	logs     *syncBuffer
 	settings handler.Settings
+	// waits, when set before handler, is the Sleep of the handlers'
+	// WeChat Pay clients (the wait between tries) and credential stores
+	// (the wait before resending with rotated credentials), in place of
+	// wxpay.Sleep, and the stores' clock.
+	waits *waitLog
 }
 
 func newWorld(t testing.TB, opts ...wxpaytest.Option) *world {
@@ -58,7 +65,7 @@ func newWorld(t testing.TB, opts ...wxpaytest.Option) *world {
 // reading the world's Secrets Manager through the real SDK client.
 func (w *world) handler(op handler.Operation) *handler.Handler {
 	logger := handler.NewLogger(w.logs, "DEBUG")
-	store := credstore.New(credstore.Config{
+	cfg := credstore.Config{
 		SecretID: secretID,
 		SecretsManager: secretsmanager.New(secretsmanager.Options{
 			Region:       "us-east-1",
@@ -70,8 +77,81 @@ func (w *world) handler(op handler.Operation) *handler.Handler {
 		}),
 		NewClient: w.settings.NewClient,
 		Logger:    logger,
+	}
+	if w.waits != nil {
+		cfg.NewClient = w.newClient
+		cfg.Sleep = w.waits.storeSleep
+		cfg.Now = w.waits.storeNow
+	}
+	return handler.New(op, credstore.New(cfg), w.settings, logger)
+}
+
+// newClient builds a client as Settings.NewClient does, with the same
+// fields, and with the world's recorded waits as its Sleep (Settings has
+// no field for one).
+func (w *world) newClient(creds *wxpay.Credentials) (*wxpay.Client, error) {
+	s := w.settings
+	return wxpay.NewClient(wxpay.Config{
+		Credentials:    creds,
+		BaseURL:        s.BaseURL,
+		BackupURL:      s.BackupURL,
+		PaySignPackage: s.PaySignPackage,
+		MaxAttempts:    s.MaxAttempts,
+		RootCAs:        s.RootCAs,
+		Sleep:          w.waits.clientSleep,
 	})
-	return handler.New(op, store, w.settings, logger)
+}
+
+// waitLog records the waits of a world's clients and stores. With real
+// set it also waits, as wxpay.Sleep does; otherwise a wait returns at
+// once (with the context's error, if it has ended): the retry policy is
+// checked on what it asked for, and a case's tries follow each other
+// without a second of nothing in between. The stores' clock then stands
+// still at the waitLog's creation, so that the wait before a resend is
+// the whole of WeChat's second rather than what the refresh left of it
+// (the store's TTL and quiet periods are minutes: a case never reaches
+// them either way).
+type waitLog struct {
+	real   bool
+	frozen time.Time
+
+	mu     sync.Mutex
+	client []time.Duration // between tries of one call
+	store  []time.Duration // before a resend with rotated credentials
+}
+
+func newWaitLog(real bool) *waitLog { return &waitLog{real: real, frozen: time.Now()} }
+
+func (l *waitLog) storeNow() time.Time {
+	if l.real {
+		return time.Now()
+	}
+	return l.frozen
+}
+
+func (l *waitLog) clientSleep(ctx context.Context, d time.Duration) error {
+	return l.sleep(ctx, &l.client, d)
+}
+
+func (l *waitLog) storeSleep(ctx context.Context, d time.Duration) error {
+	return l.sleep(ctx, &l.store, d)
+}
+
+func (l *waitLog) sleep(ctx context.Context, to *[]time.Duration, d time.Duration) error {
+	l.mu.Lock()
+	*to = append(*to, d)
+	l.mu.Unlock()
+	if l.real {
+		return wxpay.Sleep(ctx, d)
+	}
+	return ctx.Err()
+}
+
+// waits returns the client and store waits so far.
+func (l *waitLog) waits() (client, store []time.Duration) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.Clone(l.client), slices.Clone(l.store)
 }
 
 // invoke runs payload through h the way Lambda does (the production JSON

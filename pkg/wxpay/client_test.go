@@ -205,7 +205,10 @@ func TestRetries(t *testing.T) {
 func TestRetryStopsAtDeadline(t *testing.T) {
 	srv := newScriptServer(t, xmlReply(t, errParams("SYSTEMERROR", "系统繁忙")), successMini(t))
 	c, clock := newTestClient(t, srv, nil)
-	ctx, cancel := context.WithTimeout(context.Background(), 800*time.Millisecond)
+	// Under 1.5 s (the 1 s wait and half a second for a try), a deadline
+	// never leaves room for a retry; 1.4 s leaves the first try, a TLS
+	// handshake included, the most time for its answer.
+	ctx, cancel := context.WithTimeout(context.Background(), 1400*time.Millisecond)
 	defer cancel()
 	_, err := sendMini(t, c, ctx)
 	if err == nil || err.Outcome != OutcomeUnknown || err.Code != "SYSTEMERROR" || err.Attempts != 1 {
@@ -218,19 +221,25 @@ func TestRetryStopsAtDeadline(t *testing.T) {
 		t.Errorf("server saw %d requests", len(b))
 	}
 
-	// A deadline with room for one wait and one try: two attempts.
+	// A deadline with room for one wait and one try: two attempts. With
+	// 2.5 s, the second try happens whenever the first took less than a
+	// second (2.5 s - 1 s wait - 0.5 s for a try), and a third never can,
+	// however fast the tries: the count does not depend on how loaded the
+	// machine is. (With 2 s, a first try of half a second, a cold TLS
+	// handshake on a busy runner, left room for no second.)
+	const deadline = 2500 * time.Millisecond
 	srv2 := newScriptServer(t, xmlReply(t, errParams("SYSTEMERROR", "")))
 	c2, _ := newTestClient(t, srv2, func(cfg *Config) {
 		cfg.Sleep = nil // the real timer: the deadline must see time pass
 	})
-	ctx2, cancel2 := context.WithTimeout(context.Background(), 2*time.Second)
+	ctx2, cancel2 := context.WithTimeout(context.Background(), deadline)
 	defer cancel2()
 	start := time.Now()
 	_, err = sendMini(t, c2, ctx2)
 	if err == nil || err.Code != "SYSTEMERROR" || err.Attempts != 2 {
 		t.Fatalf("err = %v, want SYSTEMERROR after 2 attempts", err)
 	}
-	if el := time.Since(start); el < MinRetryInterval || el > 2*time.Second {
+	if el := time.Since(start); el < MinRetryInterval || el > deadline {
 		t.Errorf("took %v", el)
 	}
 }
@@ -263,14 +272,57 @@ func TestHangingServer(t *testing.T) {
 		{"later deadline", later},
 	} {
 		t.Run(parent.name, func(t *testing.T) {
-			srv := newScriptServer(t, reply{hang: true}, reply{hang: true}, successMini(t))
+			// A try that times out takes its connection with it, so each
+			// try after one needs another. Three are opened first, on the
+			// client's transport without its per-try bound (three requests
+			// held at the server until all three are there), so that the
+			// third try's 300 ms are for its request and answer, not for a
+			// TLS handshake, which a loaded machine can make last that long.
+			const warm = 3
+			held := make(chan struct{})
+			script := []reply{}
+			for range warm {
+				script = append(script, reply{hold: held})
+			}
+			script = append(script, reply{hang: true}, reply{hang: true}, successMini(t))
+			srv := newScriptServer(t, script...)
 			c, clock := newTestClient(t, srv, func(cfg *Config) { cfg.AttemptTimeout = 300 * time.Millisecond })
+			warmed := make(chan error, warm)
+			for range warm {
+				go func() {
+					resp, err := c.http.Post(srv.URL+PathSendMiniProgramHB, "text/xml", strings.NewReader("<xml></xml>"))
+					if err == nil {
+						// Read to the end: the connection goes back to the pool.
+						_, err = io.Copy(io.Discard, resp.Body)
+						resp.Body.Close()
+					}
+					warmed <- err
+				}()
+			}
+			for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
+				if b, _, _ := srv.requests(); len(b) == warm {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatal("the warm-up calls did not reach the server")
+				}
+			}
+			close(held)
+			for range warm {
+				if err := <-warmed; err != nil {
+					t.Fatalf("warm-up: %v", err)
+				}
+			}
+			if n := srv.newConns.Load(); n != warm {
+				t.Fatalf("%d connections opened, want %d", n, warm)
+			}
+
 			res, err := sendMini(t, c, parent.ctx)
 			if err != nil || res.Attempts != 3 {
 				t.Fatalf("err = %v, result %+v; want success in 3 attempts", err, res)
 			}
 			bodies, _, _ := srv.requests()
-			if len(bodies) != 3 || !bytes.Equal(bodies[0], bodies[2]) {
+			if bodies = bodies[warm:]; len(bodies) != 3 || !bytes.Equal(bodies[0], bodies[2]) {
 				t.Errorf("retries after timeouts sent different bodies")
 			}
 			if !slices.Equal(clock.Sleeps(), []time.Duration{time.Second, time.Second}) {

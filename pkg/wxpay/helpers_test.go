@@ -149,6 +149,9 @@ type reply struct {
 	body   string // written as is
 	ctype  string // text/xml when empty
 	hang   bool   // never answer: wait for the client to give up
+	// hold, when set, delays the answer until it is closed (or the client
+	// gives up).
+	hold <-chan struct{}
 }
 
 // xmlReply answers 200 with the document of params.
@@ -228,7 +231,19 @@ func (s *scriptServer) serve(w http.ResponseWriter, r *http.Request) {
 		case <-r.Context().Done():
 		case <-s.done:
 		}
-		return
+		// Answer nothing: returning would send an empty 200, and the
+		// client's transport takes an answer that races its giving up
+		// (the TLS close_notify it sends first lets this handler end
+		// before the connection is closed), which it then reads as an
+		// empty document rather than a timeout.
+		panic(http.ErrAbortHandler)
+	}
+	if rep.hold != nil {
+		select {
+		case <-rep.hold:
+		case <-r.Context().Done():
+			panic(http.ErrAbortHandler)
+		}
 	}
 	ct := rep.ctype
 	if ct == "" {

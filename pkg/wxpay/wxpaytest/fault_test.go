@@ -100,6 +100,12 @@ func TestFaultsThroughClient(t *testing.T) {
 func TestDelayPastDeadline(t *testing.T) {
 	s := start(t)
 	c, _ := client(t, s)
+	// Open the connection first: the 300 ms below are for the request to
+	// reach the simulator, not for a TLS handshake, which a loaded machine
+	// can make last that long.
+	if _, err := c.SendMiniProgramHB(context.Background(), miniReq("SLOW0", "openid", 100)); err != nil {
+		t.Fatal(err)
+	}
 	s.FailNext(1, Fault{Kind: FaultDelay, Delay: 10 * time.Second})
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer cancel()
@@ -129,14 +135,30 @@ func TestDelayPastDeadline(t *testing.T) {
 func TestSlowService(t *testing.T) {
 	s := start(t)
 	c, _ := client(t, s)
-	s.FailNext(1, Fault{Delay: 300 * time.Millisecond})
-	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	// Open the connection first, so that the request below is on its way
+	// at once rather than after a TLS handshake.
+	if _, err := c.SendRedpack(context.Background(), sendReq("SVC0", "openid", 100)); err != nil {
+		t.Fatal(err)
+	}
+	// A delay no test waits for: the request is processed only if the
+	// simulator misses the client giving up. (A short one raced the
+	// simulator's noticing it, which a loaded machine can slow down.)
+	s.FailNext(1, Fault{Delay: time.Minute})
+	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
 	defer cancel()
 	_, err := c.SendRedpack(ctx, sendReq("SVC1", "openid", 100))
 	if e := wxErr(t, err); e.Code != wxpay.CodeTimeout || e.Outcome != wxpay.OutcomeUnknown {
 		t.Errorf("error %+v", e)
 	}
-	time.Sleep(400 * time.Millisecond)
+	// Once the simulator has the request, wait for its handler to end:
+	// it drops the request when it sees the client gone, and would
+	// process it only after the minute.
+	for deadline := time.Now().Add(10 * time.Second); s.RequestsFor("SVC1") == 0; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the request never reached the simulator")
+		}
+	}
+	s.inflight.Wait()
 	if s.Payments("SVC1") != 0 {
 		t.Error("a request the client gave up on was processed")
 	}
