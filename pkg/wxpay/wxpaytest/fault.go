@@ -26,7 +26,8 @@ const (
 	// FaultProcessing answers err_code PROCESSING; nothing recorded.
 	FaultProcessing
 	// FaultProcessingAfterPay processes the request, then answers
-	// PROCESSING; a new red packet's status is SENDING.
+	// PROCESSING; a new red packet's status is SENDING, until the
+	// Timeline (or its Fate) makes it SENT or FAILED.
 	FaultProcessingAfterPay
 	// FaultDelay processes the request at once and holds the answer for
 	// Fault.Delay, or until the client gives up: the payment is recorded
