@@ -79,27 +79,13 @@ func (w *world) handler(op handler.Operation) *handler.Handler {
 		Logger:    logger,
 	}
 	if w.waits != nil {
-		cfg.NewClient = w.newClient
+		settings := w.settings
+		settings.Sleep = w.waits.clientSleep
+		cfg.NewClient = settings.NewClient
 		cfg.Sleep = w.waits.storeSleep
 		cfg.Now = w.waits.storeNow
 	}
 	return handler.New(op, credstore.New(cfg), w.settings, logger)
-}
-
-// newClient builds a client as Settings.NewClient does, with the same
-// fields, and with the world's recorded waits as its Sleep (Settings has
-// no field for one).
-func (w *world) newClient(creds *wxpay.Credentials) (*wxpay.Client, error) {
-	s := w.settings
-	return wxpay.NewClient(wxpay.Config{
-		Credentials:    creds,
-		BaseURL:        s.BaseURL,
-		BackupURL:      s.BackupURL,
-		PaySignPackage: s.PaySignPackage,
-		MaxAttempts:    s.MaxAttempts,
-		RootCAs:        s.RootCAs,
-		Sleep:          w.waits.clientSleep,
-	})
 }
 
 // waitLog records the waits of a world's clients and stores. With real

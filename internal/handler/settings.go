@@ -1,6 +1,7 @@
 package handler
 
 import (
+	"context"
 	"crypto/x509"
 	"fmt"
 	"strconv"
@@ -35,6 +36,9 @@ type Settings struct {
 	// Ledger records every red packet before it is sent (FromEnv builds
 	// it from WXPAY_LEDGER_TABLE); nil sends without a record.
 	Ledger ledger.Store
+	// Sleep waits between a call's tries; wxpay.Sleep when nil. Tests
+	// record the waits rather than sleep them.
+	Sleep func(ctx context.Context, d time.Duration) error
 	// RootCAs verifies WeChat Pay's server; nil means the system roots,
 	// which honour SSL_CERT_FILE. Tests in one process give each simulator
 	// its own pool here.
@@ -101,5 +105,6 @@ func (s Settings) NewClient(creds *wxpay.Credentials) (*wxpay.Client, error) {
 		PaySignPackage: s.PaySignPackage,
 		MaxAttempts:    s.MaxAttempts,
 		RootCAs:        s.RootCAs,
+		Sleep:          s.Sleep,
 	})
 }
