@@ -117,7 +117,9 @@ func TestLedgerCrashMidCall(t *testing.T) {
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), invokeWait)
 		defer cancel()
-		_, _ = crashed.rt.Invoke(ctx, req, 8*time.Second) // never answered
+		// A deadline far beyond the repeat's 5 s wait below, however
+		// slowly a loaded machine starts the next bootstrap.
+		_, _ = crashed.rt.Invoke(ctx, req, 20*time.Second) // never answered
 	}()
 	for deadline := time.Now().Add(invokeWait); st.sim.RequestsFor(billno) == 0; time.Sleep(10 * time.Millisecond) {
 		if time.Now().After(deadline) {
