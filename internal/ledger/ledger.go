@@ -149,7 +149,9 @@ func AfterSend(prev State, earlierUnknown bool, o Outcome) State {
 //     Received or Refunded (WeChat's record may already be past Sent when
 //     first read);
 //   - Sent → Received, Refunded, NeedsAttention;
-//   - NeedsAttention → Sent or any final state;
+//   - NeedsAttention → Received or Refunded only: WeChat's record shows the
+//     red packet paid and ended. Anything else it shows (FAILED, SENT
+//     without a send_listid to prove it, NOT_FOUND) is left for a person;
 //   - nothing leaves Failed or Expired this way: only a new send does (with
 //     Acquire and Settle), because WeChat decides that send;
 //   - nothing leaves Received or Refunded.
@@ -168,7 +170,7 @@ func ValidTransition(from, to State) bool {
 			return true
 		}
 	case NeedsAttention:
-		return to == Sent || to.Final()
+		return to == Received || to == Refunded
 	}
 	return false
 }

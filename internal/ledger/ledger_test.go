@@ -107,7 +107,7 @@ func TestValidTransition(t *testing.T) {
 		ledger.Recorded:       {ledger.Sent, ledger.Failed, ledger.Expired, ledger.NeedsAttention, ledger.Received, ledger.Refunded},
 		ledger.Unknown:        {ledger.Sent, ledger.Failed, ledger.Expired, ledger.NeedsAttention, ledger.Received, ledger.Refunded},
 		ledger.Sent:           {ledger.Received, ledger.Refunded, ledger.NeedsAttention},
-		ledger.NeedsAttention: {ledger.Sent, ledger.Received, ledger.Refunded, ledger.Failed, ledger.Expired},
+		ledger.NeedsAttention: {ledger.Received, ledger.Refunded},
 	}
 	for _, from := range states {
 		for _, to := range append(states, "", "BOGUS") {

@@ -251,3 +251,38 @@ func TestLedgerUnavailable(t *testing.T) {
 		t.Errorf("log %s, want an error naming the billno and the outcome", line)
 	}
 }
+
+// TestObserve: the query function stores the status it read and moves the
+// state only where the ledger allows: an unknown send WeChat shows paid is
+// SENT; an item needing attention ends only as paid and ended, anything
+// else WeChat shows is left for a person.
+func TestObserve(t *testing.T) {
+	cases := []struct {
+		state  ledger.State
+		status string
+		want   ledger.State
+	}{
+		{ledger.Unknown, wxpay.StatusSent, ledger.Sent},
+		{ledger.Unknown, wxpay.StatusSending, ledger.Unknown},
+		{ledger.Sent, wxpay.StatusReceived, ledger.Received},
+		{ledger.Sent, wxpay.StatusFailed, ledger.Sent},
+		{ledger.NeedsAttention, wxpay.StatusFailed, ledger.NeedsAttention},
+		{ledger.NeedsAttention, wxpay.StatusSent, ledger.NeedsAttention},
+		{ledger.NeedsAttention, wxpay.StatusRefund, ledger.Refunded},
+	}
+	for _, tc := range cases {
+		t.Run(string(tc.state)+"+"+tc.status, func(t *testing.T) {
+			store := ledger.NewMemory()
+			seed(t, store, tc.state, base.Add(-time.Hour), base.Add(-time.Hour))
+			p := &payout.Sender{Ledger: store, Now: func() time.Time { return base }}
+			it, err := p.Observe(context.Background(), key, tc.status)
+			if err != nil {
+				t.Fatal(err)
+			}
+			stored, _ := store.Get(context.Background(), key)
+			if it.State != tc.want || stored.State != tc.want || stored.Status != tc.status {
+				t.Errorf("returned %s, stored %s with status %q; want %s with %q", it.State, stored.State, stored.Status, tc.want, tc.status)
+			}
+		})
+	}
+}
