@@ -7,11 +7,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/credentials"
-	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
-
 	"github.com/redpacket-lambda/wxredpack/internal/ledger"
+	"github.com/redpacket-lambda/wxredpack/internal/ledger/ledgertest"
 	"github.com/redpacket-lambda/wxredpack/internal/mototest"
 	"github.com/redpacket-lambda/wxredpack/pkg/wxpay/wxpaytest"
 )
@@ -21,15 +18,8 @@ import (
 func ledgerTable(t testing.TB, name string) ([]string, ledger.Store) {
 	t.Helper()
 	url := mototest.Start(t)
-	client := dynamodb.New(dynamodb.Options{
-		Region:       "us-east-1",
-		BaseEndpoint: aws.String(url),
-		Credentials:  credentials.NewStaticCredentialsProvider("test", "test", ""),
-	})
-	if err := ledger.CreateTable(context.Background(), client, name); err != nil {
-		t.Fatal(err)
-	}
-	return []string{"WXPAY_LEDGER_TABLE=" + name, "AWS_ENDPOINT_URL_DYNAMODB=" + url}, ledger.NewDynamoDB(client, name)
+	_, store := ledgertest.DynamoDBTable(t, url, name)
+	return []string{"WXPAY_LEDGER_TABLE=" + name, "AWS_ENDPOINT_URL_DYNAMODB=" + url}, store
 }
 
 // ledgerAnswer is a direct answer with what the ledger adds.

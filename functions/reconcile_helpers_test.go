@@ -15,12 +15,12 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/feature/dynamodb/attributevalue"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"github.com/redpacket-lambda/wxredpack/internal/ledger"
+	"github.com/redpacket-lambda/wxredpack/internal/ledger/ledgertest"
 	"github.com/redpacket-lambda/wxredpack/internal/mototest"
 	"github.com/redpacket-lambda/wxredpack/pkg/wxpay/wxpaytest"
 )
@@ -52,16 +52,9 @@ func newRecWorld(t testing.TB, table string, opts ...wxpaytest.Option) *recWorld
 	clock := wxpaytest.NewAcceleratedClock(time.Now(), 1)
 	st := newStack(t, append([]wxpaytest.Option{wxpaytest.WithClock(clock.Now)}, opts...)...)
 	url := mototest.Start(t)
-	db := dynamodb.New(dynamodb.Options{
-		Region:       "us-east-1",
-		BaseEndpoint: aws.String(url),
-		Credentials:  credentials.NewStaticCredentialsProvider("test", "test", ""),
-	})
-	if err := ledger.CreateTable(context.Background(), db, table); err != nil {
-		t.Fatal(err)
-	}
+	db, store := ledgertest.DynamoDBTable(t, url, table)
 	return &recWorld{
-		stack: st, clock: clock, db: db, table: table, store: ledger.NewDynamoDB(db, table),
+		stack: st, clock: clock, db: db, table: table, store: store,
 		ledgerEnv: []string{"WXPAY_LEDGER_TABLE=" + table, "AWS_ENDPOINT_URL_DYNAMODB=" + url},
 		mchID:     st.merchant.MchID,
 	}

@@ -9,11 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/credentials"
-	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
-
 	"github.com/redpacket-lambda/wxredpack/internal/ledger"
+	"github.com/redpacket-lambda/wxredpack/internal/ledger/ledgertest"
 	"github.com/redpacket-lambda/wxredpack/internal/mototest"
 	"github.com/redpacket-lambda/wxredpack/internal/runtimeapi"
 	"github.com/redpacket-lambda/wxredpack/internal/smtest"
@@ -49,12 +46,7 @@ func TestBootstrap(t *testing.T) {
 		t.Fatal(err)
 	}
 	dynamoURL := mototest.Start(t)
-	client := dynamodb.New(dynamodb.Options{Region: "us-east-1", BaseEndpoint: aws.String(dynamoURL),
-		Credentials: credentials.NewStaticCredentialsProvider("test", "test", "")})
-	if err := ledger.CreateTable(ctx, client, "reconcile-bootstrap"); err != nil {
-		t.Fatal(err)
-	}
-	store := ledger.NewDynamoDB(client, "reconcile-bootstrap")
+	_, store := ledgertest.DynamoDBTable(t, dynamoURL, "reconcile-bootstrap")
 
 	// Paid at WeChat, answered SYSTEMERROR, recorded UNKNOWN ten minutes ago.
 	const billno = "RCBOOT0001"

@@ -10,11 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/credentials"
-	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
-
 	"github.com/redpacket-lambda/wxredpack/internal/ledger"
+	"github.com/redpacket-lambda/wxredpack/internal/ledger/ledgertest"
 	"github.com/redpacket-lambda/wxredpack/internal/mototest"
 	"github.com/redpacket-lambda/wxredpack/internal/reconcile"
 	"github.com/redpacket-lambda/wxredpack/pkg/wxpay"
@@ -209,14 +206,7 @@ func TestTwoReconcilersAtOnce(t *testing.T) {
 // moto_server: its conditional writes and its due index.
 func TestTwoReconcilersAtOnceDynamoDB(t *testing.T) {
 	url := mototest.Start(t)
-	client := dynamodb.New(dynamodb.Options{
-		Region:       "us-east-1",
-		BaseEndpoint: aws.String(url),
-		Credentials:  credentials.NewStaticCredentialsProvider("test", "test", ""),
-	})
 	table := "reconcile-" + regexp.MustCompile(`[^a-zA-Z0-9_.-]+`).ReplaceAllString(t.Name(), "-")
-	if err := ledger.CreateTable(t.Context(), client, table); err != nil {
-		t.Fatal(err)
-	}
-	runTogether(t, ledger.NewDynamoDB(client, table), 12, 2)
+	_, store := ledgertest.DynamoDBTable(t, url, table)
+	runTogether(t, store, 12, 2)
 }
