@@ -86,6 +86,12 @@ type Campaign struct {
 	// once or needs no send.
 	Planned int `json:"planned"`
 	Cursor  int `json:"cursor"`
+	// Sent counts the campaign's sends (a row sent again after a pause
+	// counts again), and Outcomes counts them by outcome: success,
+	// failed, unknown, and the err_code of refusals that pause or slow
+	// the campaign (NOTENOUGH, FREQ_LIMIT, ...).
+	Sent     int            `json:"sent"`
+	Outcomes map[string]int `json:"outcomes,omitempty"`
 	// Rate is the campaign's send rate, per second.
 	Rate float64 `json:"rate"`
 
