@@ -32,6 +32,15 @@ const (
 	// age (seconds since its first try) of the oldest item not final
 	// among those the pass read; no dimensions.
 	OldestUnsettledAgeSeconds = "OldestUnsettledAgeSeconds"
+	// CampaignSends counts the sends of campaign rows; no dimensions.
+	CampaignSends = "CampaignSends"
+	// CampaignPaused counts the campaigns paused because WeChat refused
+	// the merchant (NOTENOUGH, ...); no dimensions. Its alarm asks for a
+	// top-up or a fix, then a resume.
+	CampaignPaused = "CampaignPaused"
+	// CampaignFreqLimits counts the FREQ_LIMIT refusals of campaign
+	// sends, each of which slowed its campaign; no dimensions.
+	CampaignFreqLimits = "CampaignFreqLimits"
 )
 
 // The dimensions of the functions' metrics.
