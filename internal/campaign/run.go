@@ -231,19 +231,22 @@ func (e *Engine) sendRows(ctx context.Context, c *Campaign, owner string, log *s
 	if workers <= 0 {
 		workers = DefaultWorkers
 	}
+	// The senders and the feed read the campaign as the run started; the
+	// collector below keeps the latest saved one.
+	started := c
 	var wg sync.WaitGroup
 	for range workers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for it := range rows {
-				results <- e.sendRow(sendCtx, ctx, c, it, limiter, log)
+				results <- e.sendRow(sendCtx, ctx, started, it, limiter, log)
 			}
 		}()
 	}
 	var feedErr error
 	go func() {
-		feedErr = e.feed(sendCtx, c, rows, func(row int) { results <- rowResult{row: row, done: true} })
+		feedErr = e.feed(sendCtx, started, rows, func(row int) { results <- rowResult{row: row, done: true} })
 		close(rows)
 		wg.Wait()
 		close(results)
@@ -283,6 +286,7 @@ func (e *Engine) sendRows(ctx context.Context, c *Campaign, owner string, log *s
 			stop()
 			return
 		}
+		e.metric(metrics.Count(metrics.CampaignSends, sent), metrics.Count(metrics.CampaignFreqLimits, tally[codeFreqLimit]))
 		sent, tally = 0, make(map[string]int)
 		c = saved
 		if c.State != Running {
@@ -303,9 +307,18 @@ func (e *Engine) sendRows(ctx context.Context, c *Campaign, owner string, log *s
 			stop()
 		case r.pause != "":
 			if pause == "" {
+				// Pause at once: no more rows start, and whoever looks
+				// sees why, while the sends in flight end.
 				pause = r.pause
-				log.Warn("campaign paused: WeChat refused the merchant", slog.String("reason", r.pause))
 				stop()
+				log.Warn("campaign paused: WeChat refused the merchant", slog.String("reason", r.pause))
+				if _, err := e.checkpoint(ctx, c.ID, owner, func(s *Campaign) {
+					if s.State == Running {
+						s.State, s.Reason = Paused, pause
+					}
+				}); err != nil {
+					runErr = firstError(runErr, err)
+				}
 			}
 		case r.done:
 			done[r.row] = true
@@ -455,7 +468,6 @@ func (e *Engine) sendRow(ctx, callCtx context.Context, c *Campaign, it *ledger.I
 			log.Warn("campaign row not sent", slog.Int("row", it.CampaignRow), slog.String("mch_billno", it.MchBillno), slog.String("code", perr.Code))
 		case errors.As(err, &werr) && werr.Outcome == wxpay.OutcomeFailed && werr.Code == codeFreqLimit:
 			res.outcome = codeFreqLimit
-			e.metric(metrics.Count(metrics.CampaignFreqLimits, 1))
 			// Slow down for the rest of the run, and send the row again
 			// with the same billno.
 			limiter.SetLimit(max(limiter.Limit()*0.8, 1))
@@ -470,9 +482,6 @@ func (e *Engine) sendRow(ctx, callCtx context.Context, c *Campaign, it *ledger.I
 			res.outcome, res.pause = "CONFIG_ERROR", "CONFIG_ERROR: "+cerr.Error()
 		default:
 			res.outcome, res.done = string(outcomeOf(err)), true
-		}
-		if res.outcome != "" {
-			e.metric(metrics.Count(metrics.CampaignSends, 1))
 		}
 		return res
 	}
@@ -595,10 +604,10 @@ func (e *Engine) logger() *slog.Logger {
 	return slog.Default()
 }
 
-// metric logs one EMF line with m, in the functions' namespace.
-func (e *Engine) metric(m metrics.Metric) {
+// metric logs one EMF line with ms, in the functions' namespace.
+func (e *Engine) metric(ms ...metrics.Metric) {
 	entry := metrics.Entry{Namespace: metrics.Namespace, Time: e.now(),
-		Directives: []metrics.Directive{{Dimensions: [][]string{{}}, Metrics: []metrics.Metric{m}}}}
+		Directives: []metrics.Directive{{Dimensions: [][]string{{}}, Metrics: ms}}}
 	e.logger().LogAttrs(context.Background(), slog.LevelInfo, "metrics", entry.Attrs()...)
 }
 
