@@ -27,6 +27,7 @@ const (
 	attrState      = "state"
 	attrAttempts   = "attempts"
 	attrSettled    = "settled"
+	attrFirstTried = "first_tried_at"
 	attrLastTried  = "last_tried_at"
 	attrUpdated    = "updated_at"
 	attrLeaseOwner = "lease_owner"
@@ -66,6 +67,29 @@ const (
 	AttrNextCheck = "next_check_at"
 )
 
+// The campaigns' index (Store.CampaignRows): a global secondary index
+// named CampaignIndex, HASH campaign_id (S), RANGE campaign_row (N),
+// projecting all attributes. It is sparse: an item is in it only when it
+// has both, which only a campaign's planned items do (a send's item may
+// name its campaign, but has no row). No write changes either attribute
+// after Create. TableInput creates it; the template's LedgerTable
+// declares the same:
+//
+//	AttributeDefinitions:
+//	  - {AttributeName: campaign_id, AttributeType: S}
+//	  - {AttributeName: campaign_row, AttributeType: N}
+//	GlobalSecondaryIndexes:
+//	  - IndexName: campaign
+//	    KeySchema:
+//	      - {AttributeName: campaign_id, KeyType: HASH}
+//	      - {AttributeName: campaign_row, KeyType: RANGE}
+//	    Projection: {ProjectionType: ALL}
+const (
+	CampaignIndex   = "campaign"
+	AttrCampaignID  = "campaign_id"
+	AttrCampaignRow = "campaign_row"
+)
+
 // timeLayout is how times are stored: UTC to the millisecond, fixed width,
 // so that comparing the strings compares the times.
 const timeLayout = "2006-01-02T15:04:05.000Z"
@@ -80,8 +104,9 @@ type DynamoDBAPI interface {
 
 // DynamoDB is a Store in a DynamoDB table. Each method is one request:
 // Get a strongly consistent GetItem, Create a conditional PutItem,
-// Acquire, Settle, Observe and Reconcile conditional UpdateItems, and Due
-// a Query of the index DueIndex.
+// Acquire, Settle, Observe and Reconcile conditional UpdateItems, Due a
+// Query of the index DueIndex, and CampaignRows Queries of the index
+// CampaignIndex (one per page of up to 1 MB read).
 type DynamoDB struct {
 	client DynamoDBAPI
 	table  string
@@ -148,6 +173,9 @@ func (d *DynamoDB) Acquire(ctx context.Context, k Key, l Lease) (*Item, error) {
 	}
 	now := ms(l.Now)
 	upd := expression.Add(expression.Name(attrAttempts), expression.Value(1)).
+		// A planned item's first send is its first try; a sent item's
+		// first try stays.
+		Set(expression.Name(attrFirstTried), expression.IfNotExists(expression.Name(attrFirstTried), expression.Value(formatTime(now)))).
 		Set(expression.Name(attrLastTried), expression.Value(formatTime(now))).
 		Set(expression.Name(attrUpdated), expression.Value(formatTime(now))).
 		Set(expression.Name(attrLeaseOwner), expression.Value(l.Owner)).
@@ -162,8 +190,12 @@ func (d *DynamoDB) Acquire(ctx context.Context, k Key, l Lease) (*Item, error) {
 		resendable(),
 		// Not while another send holds the lease.
 		leaseFreeCond(now),
-		// Not sooner after the last send than WeChat allows between tries.
-		expression.Name(attrLastTried).LessThanEqual(expression.Value(formatTime(now.Add(-MinRetryGap)))),
+		// Not sooner after the last send than WeChat allows between tries;
+		// a planned item was never tried.
+		expression.Or(
+			expression.Name(attrLastTried).AttributeNotExists(),
+			expression.Name(attrLastTried).LessThanEqual(expression.Value(formatTime(now.Add(-MinRetryGap)))),
+		),
 	)
 	out, err := d.update(ctx, "acquire", k, cond, upd, types.ReturnValueAllNew)
 	if err != nil {
@@ -265,6 +297,52 @@ func (d *DynamoDB) Due(ctx context.Context, mchID string, now time.Time, limit i
 		items = append(items, it)
 	}
 	return items, nil
+}
+
+// CampaignRows implements Store: Queries of the index CampaignIndex, the
+// campaign's partition after the row after, by row, until limit items or
+// the partition's end. The index is eventually consistent: see
+// Store.CampaignRows.
+func (d *DynamoDB) CampaignRows(ctx context.Context, campaignID string, after, limit int) ([]*Item, error) {
+	if err := checkCampaignRows(campaignID, limit); err != nil {
+		return nil, err
+	}
+	keyCond := expression.Key(AttrCampaignID).Equal(expression.Value(campaignID)).
+		And(expression.Key(AttrCampaignRow).GreaterThan(expression.Value(after)))
+	expr, err := expression.NewBuilder().WithKeyCondition(keyCond).Build()
+	if err != nil {
+		return nil, fmt.Errorf("ledger: campaign rows %s: %w", campaignID, err)
+	}
+	var items []*Item
+	var start map[string]types.AttributeValue
+	// A Query reads at most 1 MB: a short page is not the partition's end
+	// while it says where to go on (LastEvaluatedKey).
+	for {
+		out, err := d.client.Query(ctx, &dynamodb.QueryInput{
+			TableName:                 aws.String(d.table),
+			IndexName:                 aws.String(CampaignIndex),
+			KeyConditionExpression:    expr.KeyCondition(),
+			ExpressionAttributeNames:  expr.Names(),
+			ExpressionAttributeValues: expr.Values(),
+			ScanIndexForward:          aws.Bool(true),
+			Limit:                     aws.Int32(int32(min(limit-len(items), math.MaxInt32))),
+			ExclusiveStartKey:         start,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("ledger: campaign rows %s: %w", campaignID, err)
+		}
+		for _, av := range out.Items {
+			it, err := decode(av)
+			if err != nil {
+				return nil, fmt.Errorf("ledger: campaign rows %s: %w", campaignID, err)
+			}
+			items = append(items, it)
+		}
+		if len(items) >= limit || len(out.LastEvaluatedKey) == 0 {
+			return items, nil
+		}
+		start = out.LastEvaluatedKey
+	}
 }
 
 // Reconcile implements Store.
@@ -386,8 +464,9 @@ func writeError(op string, k Key, err, failedCondition error) error {
 
 // TableInput returns the CreateTable request of a ledger table: the key
 // HASH mch_id, RANGE mch_billno (both strings), the reconciler's index
-// DueIndex (see AttrDue), billed per request, and no TTL attribute (items
-// never expire).
+// DueIndex (see AttrDue) and the campaigns' index CampaignIndex (see
+// AttrCampaignID), billed per request, and no TTL attribute (items never
+// expire).
 func TableInput(table string) *dynamodb.CreateTableInput {
 	return &dynamodb.CreateTableInput{
 		TableName: aws.String(table),
@@ -396,6 +475,8 @@ func TableInput(table string) *dynamodb.CreateTableInput {
 			{AttributeName: aws.String(RangeKey), AttributeType: types.ScalarAttributeTypeS},
 			{AttributeName: aws.String(AttrDue), AttributeType: types.ScalarAttributeTypeS},
 			{AttributeName: aws.String(AttrNextCheck), AttributeType: types.ScalarAttributeTypeS},
+			{AttributeName: aws.String(AttrCampaignID), AttributeType: types.ScalarAttributeTypeS},
+			{AttributeName: aws.String(AttrCampaignRow), AttributeType: types.ScalarAttributeTypeN},
 		},
 		KeySchema: []types.KeySchemaElement{
 			{AttributeName: aws.String(HashKey), KeyType: types.KeyTypeHash},
@@ -406,6 +487,13 @@ func TableInput(table string) *dynamodb.CreateTableInput {
 			KeySchema: []types.KeySchemaElement{
 				{AttributeName: aws.String(AttrDue), KeyType: types.KeyTypeHash},
 				{AttributeName: aws.String(AttrNextCheck), KeyType: types.KeyTypeRange},
+			},
+			Projection: &types.Projection{ProjectionType: types.ProjectionTypeAll},
+		}, {
+			IndexName: aws.String(CampaignIndex),
+			KeySchema: []types.KeySchemaElement{
+				{AttributeName: aws.String(AttrCampaignID), KeyType: types.KeyTypeHash},
+				{AttributeName: aws.String(AttrCampaignRow), KeyType: types.KeyTypeRange},
 			},
 			Projection: &types.Projection{ProjectionType: types.ProjectionTypeAll},
 		}},
@@ -460,6 +548,7 @@ type record struct {
 	Source       string            `dynamodbav:"source,omitempty"`
 	Caller       string            `dynamodbav:"caller,omitempty"`
 	CampaignID   string            `dynamodbav:"campaign_id,omitempty"`
+	CampaignRow  int               `dynamodbav:"campaign_row,omitempty"` // with campaign_id, the index CampaignIndex's key
 }
 
 func toRecord(it *Item) record {
@@ -477,7 +566,7 @@ func toRecord(it *Item) record {
 		Package: it.Package, JSAPI: it.JSAPI,
 		Status: it.Status, Reason: it.Reason, RefundTime: it.RefundTime, RefundAmount: it.RefundAmount,
 		NextCheckAt: formatTime(it.NextCheckAt), Due: due(it), CheckedAt: formatTime(it.CheckedAt),
-		Source: it.Source, Caller: it.Caller, CampaignID: it.CampaignID,
+		Source: it.Source, Caller: it.Caller, CampaignID: it.CampaignID, CampaignRow: it.CampaignRow,
 	}
 }
 
@@ -504,7 +593,7 @@ func decode(av map[string]types.AttributeValue) (*Item, error) {
 		SendListID: r.SendListID, ErrCode: r.ErrCode, ErrCodeDes: r.ErrCodeDes,
 		Package: r.Package, JSAPI: cloneMap(r.JSAPI),
 		Status: r.Status, Reason: r.Reason, RefundTime: r.RefundTime, RefundAmount: r.RefundAmount,
-		Source: r.Source, Caller: r.Caller, CampaignID: r.CampaignID,
+		Source: r.Source, Caller: r.Caller, CampaignID: r.CampaignID, CampaignRow: r.CampaignRow,
 	}
 	for _, f := range []struct {
 		name string

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -244,31 +245,142 @@ func TestDynamoDBRequests(t *testing.T) {
 	}
 }
 
-// TestTableInput: the table CreateTable makes has the reconciler's sparse
-// index as documented (and as the template declares it).
+// TestTableInput: the table CreateTable makes has the reconciler's and
+// the campaigns' sparse indexes as documented (and as the template
+// declares them).
 func TestTableInput(t *testing.T) {
 	in := ledger.TableInput("ledger")
-	if len(in.GlobalSecondaryIndexes) != 1 {
-		t.Fatalf("indexes %v, want one", in.GlobalSecondaryIndexes)
+	want := []struct {
+		name        string
+		hash, rnge  string
+		hashT, rngT types.ScalarAttributeType
+	}{
+		{ledger.DueIndex, "due", "next_check_at", types.ScalarAttributeTypeS, types.ScalarAttributeTypeS},
+		{ledger.CampaignIndex, "campaign_id", "campaign_row", types.ScalarAttributeTypeS, types.ScalarAttributeTypeN},
 	}
-	gsi := in.GlobalSecondaryIndexes[0]
-	if aws.ToString(gsi.IndexName) != ledger.DueIndex || len(gsi.KeySchema) != 2 ||
-		aws.ToString(gsi.KeySchema[0].AttributeName) != "due" || gsi.KeySchema[0].KeyType != types.KeyTypeHash ||
-		aws.ToString(gsi.KeySchema[1].AttributeName) != "next_check_at" || gsi.KeySchema[1].KeyType != types.KeyTypeRange ||
-		gsi.Projection == nil || gsi.Projection.ProjectionType != types.ProjectionTypeAll {
-		t.Errorf("index %+v", gsi)
+	if len(in.GlobalSecondaryIndexes) != len(want) {
+		t.Fatalf("indexes %v, want %d", in.GlobalSecondaryIndexes, len(want))
 	}
 	defs := map[string]types.ScalarAttributeType{}
 	for _, d := range in.AttributeDefinitions {
 		defs[aws.ToString(d.AttributeName)] = d.AttributeType
 	}
-	for _, name := range []string{"mch_id", "mch_billno", "due", "next_check_at"} {
+	for i, w := range want {
+		gsi := in.GlobalSecondaryIndexes[i]
+		if aws.ToString(gsi.IndexName) != w.name || len(gsi.KeySchema) != 2 ||
+			aws.ToString(gsi.KeySchema[0].AttributeName) != w.hash || gsi.KeySchema[0].KeyType != types.KeyTypeHash ||
+			aws.ToString(gsi.KeySchema[1].AttributeName) != w.rnge || gsi.KeySchema[1].KeyType != types.KeyTypeRange ||
+			gsi.Projection == nil || gsi.Projection.ProjectionType != types.ProjectionTypeAll || gsi.ProvisionedThroughput != nil {
+			t.Errorf("index %d: %+v, want %s", i, gsi, w.name)
+		}
+		if defs[w.hash] != w.hashT || defs[w.rnge] != w.rngT {
+			t.Errorf("index %s: attributes %s %q, %s %q; want %q, %q", w.name, w.hash, defs[w.hash], w.rnge, defs[w.rnge], w.hashT, w.rngT)
+		}
+	}
+	for _, name := range []string{"mch_id", "mch_billno"} {
 		if defs[name] != types.ScalarAttributeTypeS {
 			t.Errorf("attribute %s: type %q, want S", name, defs[name])
 		}
 	}
-	if len(defs) != 4 {
+	if len(defs) != 6 {
 		t.Errorf("attribute definitions %v", defs)
+	}
+}
+
+// shortPages is a DynamoDBAPI whose Queries read at most two items, as a
+// Query that hits DynamoDB's 1 MB limit reads fewer than asked.
+type shortPages struct {
+	ledger.DynamoDBAPI
+	mu      sync.Mutex
+	queries []*dynamodb.QueryInput
+}
+
+func (p *shortPages) Query(ctx context.Context, in *dynamodb.QueryInput, o ...func(*dynamodb.Options)) (*dynamodb.QueryOutput, error) {
+	p.mu.Lock()
+	p.queries = append(p.queries, in)
+	p.mu.Unlock()
+	short := *in
+	short.Limit = aws.Int32(min(aws.ToInt32(in.Limit), 2))
+	return p.DynamoDBAPI.Query(ctx, &short, o...)
+}
+
+// TestDynamoDBPlanned: a planned item is stored without tries, next check
+// or the due index's attribute, with its campaign and row (a number) for
+// the campaigns' index; CampaignRows queries that index, in row order,
+// and reads on past short pages until it has limit items or the last.
+func TestDynamoDBPlanned(t *testing.T) {
+	client := newClient(mototest.Start(t))
+	table := newTable(t, client)
+	p := &shortPages{DynamoDBAPI: client}
+	s := ledger.NewDynamoDB(p, table)
+	ctx := t.Context()
+	now := time.Date(2026, 11, 23, 18, 0, 0, 123_456_789, time.UTC)
+	for row := 1; row <= 5; row++ {
+		it := &ledger.Item{MchID: "1900000109", MchBillno: fmt.Sprintf("PLANNED%04d", row), API: "sendredpack",
+			Fields: map[string]string{"re_openid": "o1"}, RecordedAt: now, Source: "campaign", CampaignID: "spring", CampaignRow: row}
+		if err := s.Create(ctx, it); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	raw, err := client.GetItem(ctx, &dynamodb.GetItemInput{TableName: aws.String(table), Key: map[string]types.AttributeValue{
+		ledger.HashKey: &types.AttributeValueMemberS{Value: "1900000109"}, ledger.RangeKey: &types.AttributeValueMemberS{Value: "PLANNED0003"},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for name := range raw.Item {
+		names = append(names, name)
+	}
+	wantNames := strings.Fields("api attempts campaign_id campaign_row fields hash mch_billno mch_id recorded_at settled source state updated_at")
+	for _, name := range wantNames {
+		if raw.Item[name] == nil {
+			t.Errorf("stored item has no %s: %v", name, names)
+		}
+	}
+	if len(raw.Item) != len(wantNames) {
+		t.Errorf("stored attributes %v, want %v", names, wantNames)
+	}
+	if n, ok := raw.Item[ledger.AttrCampaignRow].(*types.AttributeValueMemberN); !ok || n.Value != "3" {
+		t.Errorf("campaign_row stored as %#v, want the number 3", raw.Item[ledger.AttrCampaignRow])
+	}
+
+	for _, tc := range []struct {
+		after, limit int
+		want         []string
+		queries      int
+	}{
+		{0, 5, []string{"PLANNED0001", "PLANNED0002", "PLANNED0003", "PLANNED0004", "PLANNED0005"}, 3},
+		{1, 3, []string{"PLANNED0002", "PLANNED0003", "PLANNED0004"}, 2},
+		{2, 10, []string{"PLANNED0003", "PLANNED0004", "PLANNED0005"}, 2}, // the second page is short: the end
+		{0, 1, []string{"PLANNED0001"}, 1},
+	} {
+		p.mu.Lock()
+		p.queries = nil
+		p.mu.Unlock()
+		got, err := s.CampaignRows(ctx, "spring", tc.after, tc.limit)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var b []string
+		for _, it := range got {
+			b = append(b, it.MchBillno)
+		}
+		if !slices.Equal(b, tc.want) {
+			t.Errorf("CampaignRows(after %d, limit %d) = %v, want %v", tc.after, tc.limit, b, tc.want)
+		}
+		p.mu.Lock()
+		qs := p.queries
+		p.mu.Unlock()
+		if len(qs) != tc.queries {
+			t.Errorf("CampaignRows(after %d, limit %d): %d queries, want %d", tc.after, tc.limit, len(qs), tc.queries)
+		}
+		for _, q := range qs {
+			if aws.ToString(q.IndexName) != ledger.CampaignIndex || !aws.ToBool(q.ScanIndexForward) || aws.ToBool(q.ConsistentRead) {
+				t.Errorf("query %+v: want the index %s, forward, eventually consistent", q, ledger.CampaignIndex)
+			}
+		}
 	}
 }
 
@@ -317,7 +429,8 @@ func TestDynamoDBUnavailable(t *testing.T) {
 				"Reconcile": func() error {
 					return s.Reconcile(ctx, k, ledger.Reconciliation{From: ledger.Unknown, To: ledger.Sent, NextCheckAt: now.Add(time.Hour), Now: now})
 				},
-				"Due": func() error { _, err := s.Due(ctx, k.MchID, now, 10); return err },
+				"Due":          func() error { _, err := s.Due(ctx, k.MchID, now, 10); return err },
+				"CampaignRows": func() error { _, err := s.CampaignRows(ctx, "spring-2026", 0, 10); return err },
 			}
 			for op, f := range ops {
 				start := time.Now()
@@ -332,11 +445,14 @@ func TestDynamoDBUnavailable(t *testing.T) {
 				if strings.Contains(err.Error(), openid) {
 					t.Errorf("%s: the error names the openid: %v", op, err)
 				}
-				// Each names what it read or wrote: the billno, or for Due
-				// the merchant.
+				// Each names what it read or wrote: the billno, for Due the
+				// merchant, for CampaignRows the campaign.
 				name := k.MchBillno
-				if op == "Due" {
+				switch op {
+				case "Due":
 					name = k.MchID
+				case "CampaignRows":
+					name = "spring-2026"
 				}
 				if !strings.Contains(err.Error(), name) {
 					t.Errorf("%s: the error does not name %s: %v", op, name, err)

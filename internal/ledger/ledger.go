@@ -5,7 +5,10 @@
 // An item is created in state Recorded, with the first send's lease taken,
 // before any byte goes to WeChat; each later send of the same billno takes
 // the lease again with Acquire, and every send ends with Settle, which
-// stores WeChat's answer and frees the lease. Observe stores what gethbinfo
+// stores WeChat's answer and frees the lease. A campaign may record its
+// items ahead of any send: Create without a lease writes a planned item
+// (Recorded, Attempts 0), which its first send takes with Acquire, and
+// CampaignRows lists a campaign's planned items by row. Observe stores what gethbinfo
 // reported and moves the state along the transitions ValidTransition allows.
 // Items are never deleted and never expire.
 //
@@ -38,7 +41,8 @@ type State string
 const (
 	// Recorded: written before any byte went to WeChat. An item still
 	// Recorded after its lease has ended was perhaps sent: its send's
-	// outcome was never stored.
+	// outcome was never stored. A planned item (Attempts 0, see
+	// Store.Create) is Recorded too, and was never sent.
 	Recorded State = "RECORDED"
 	// Sent: WeChat answered success.
 	Sent State = "SENT"
@@ -229,11 +233,12 @@ type Item struct {
 	State State
 	// Attempts counts the sends started for this billno (each may be
 	// several HTTP tries); Settled counts those whose outcome was stored.
+	// A planned item has 0 of each: nothing was sent.
 	Attempts, Settled int
 
 	// RecordedAt is when the item was created, FirstTriedAt and
-	// LastTriedAt when its first and latest sends started, UpdatedAt its
-	// latest write.
+	// LastTriedAt when its first and latest sends started (zero for a
+	// planned item, until its first Acquire), UpdatedAt its latest write.
 	RecordedAt, FirstTriedAt, LastTriedAt, UpdatedAt time.Time
 
 	// LeaseOwner is the invocation holding the item for a send in flight,
@@ -276,6 +281,10 @@ type Item struct {
 	Caller string
 	// CampaignID is the campaign the red packet belongs to, if any.
 	CampaignID string
+	// CampaignRow is the row (1-based) of the campaign's file the item
+	// was planned from, for Store.CampaignRows; 0 when none. It is set
+	// only with CampaignID.
+	CampaignRow int
 }
 
 // Key returns the item's key.
@@ -318,20 +327,27 @@ type Store interface {
 	// Get reads an item, strongly consistent. ErrNotFound when absent.
 	Get(ctx context.Context, k Key) (*Item, error)
 
-	// Create writes a new item for its first send: it sets the item's
-	// Hash, State Recorded, Attempts 1, Settled 0, and FirstTriedAt,
-	// LastTriedAt and UpdatedAt to RecordedAt (the caller's now). The
-	// caller sets the key, API, Fields, RecordedAt, LeaseOwner,
-	// LeaseUntil and the optional fields.
+	// Create writes a new item. With a lease (LeaseOwner and LeaseUntil)
+	// it is the item's first send: Create sets the item's Hash, State
+	// Recorded, Attempts 1, Settled 0, FirstTriedAt, LastTriedAt and
+	// UpdatedAt to RecordedAt (the caller's now), and NextCheckAt after
+	// the lease. Without one (both zero) it writes a planned item, sent
+	// later with Acquire: Hash, State Recorded, Attempts 0, Settled 0, no
+	// FirstTriedAt or LastTriedAt, UpdatedAt RecordedAt, and no
+	// NextCheckAt, so that it is never Due: it was never sent, and
+	// WeChat has nothing to reconcile. The caller sets the key, API,
+	// Fields, RecordedAt, the lease (or neither half) and the optional
+	// fields; CampaignRow only with CampaignID.
 	// Condition: no item has the key; ErrExists otherwise.
 	Create(ctx context.Context, it *Item) error
 
-	// Acquire takes an existing item's lease for another send: Attempts+1,
-	// LastTriedAt and UpdatedAt set to l.Now, the lease set. It returns
+	// Acquire takes an existing item's lease for another send (or a
+	// planned item's first): Attempts+1, LastTriedAt and UpdatedAt set to
+	// l.Now, FirstTriedAt too when it has none, the lease set. It returns
 	// the updated item.
 	// Conditions: the item exists; its Hash is l.Hash; its state is
 	// Resendable; its lease is free (none, or LeaseUntil before l.Now);
-	// its LastTriedAt is at least MinRetryGap before l.Now.
+	// its LastTriedAt, if any, is at least MinRetryGap before l.Now.
 	// ErrPrecondition otherwise: the caller reads the item to see why.
 	Acquire(ctx context.Context, k Key, l Lease) (*Item, error)
 
@@ -370,6 +386,16 @@ type Store interface {
 	// ValidReconcile(r.From, r.To); no send holds the lease (none, or
 	// LeaseUntil before r.Now). ErrPrecondition otherwise.
 	Reconcile(ctx context.Context, k Key, r Reconciliation) error
+
+	// CampaignRows returns up to limit items of campaign campaignID whose
+	// CampaignRow is greater than after, by ascending CampaignRow: a
+	// campaign's planned items, a page at a time (after is the last row
+	// of the page before; 0 for the first). Items without a CampaignRow
+	// are never returned. Like Due, the result may lag the latest writes
+	// (DynamoDB reads it from an index): an item just created may be
+	// missing, leaving a gap in the row numbers, until the index catches
+	// up; Get, strongly consistent, tells whether a row's item exists.
+	CampaignRows(ctx context.Context, campaignID string, after, limit int) ([]*Item, error)
 }
 
 // Lease is a request to take an item's lease for another send (Store.Acquire).
@@ -416,16 +442,41 @@ func prepareCreate(it *Item) error {
 	if err := checkKey("create", it.Key()); err != nil {
 		return err
 	}
-	if it.API == "" || it.RecordedAt.IsZero() || it.LeaseOwner == "" || it.LeaseUntil.IsZero() {
-		return fmt.Errorf("ledger: create %s: api, recorded_at, lease_owner and lease_until are required", it.Key())
+	if it.API == "" || it.RecordedAt.IsZero() {
+		return fmt.Errorf("ledger: create %s: api and recorded_at are required", it.Key())
+	}
+	// Half a lease is a caller's bug: a send without an owner or an end
+	// could neither settle nor be taken over.
+	if (it.LeaseOwner == "") != it.LeaseUntil.IsZero() {
+		return fmt.Errorf("ledger: create %s: lease_owner and lease_until go together", it.Key())
+	}
+	if it.CampaignRow < 0 || (it.CampaignRow > 0 && it.CampaignID == "") {
+		return fmt.Errorf("ledger: create %s: campaign_row must be positive, and set only with campaign_id", it.Key())
 	}
 	it.Hash = Hash(it.API, it.Fields)
 	it.State = Recorded
-	it.Attempts, it.Settled = 1, 0
+	it.Settled = 0
 	it.RecordedAt = ms(it.RecordedAt)
+	it.UpdatedAt = it.RecordedAt
+	if it.LeaseOwner == "" {
+		// Planned: nothing sent, so no tries and nothing for the
+		// reconciler to check until a send's Acquire.
+		it.Attempts = 0
+		it.FirstTriedAt, it.LastTriedAt, it.NextCheckAt = time.Time{}, time.Time{}, time.Time{}
+		return nil
+	}
+	it.Attempts = 1
 	it.LeaseUntil = ms(it.LeaseUntil)
-	it.FirstTriedAt, it.LastTriedAt, it.UpdatedAt = it.RecordedAt, it.RecordedAt, it.RecordedAt
+	it.FirstTriedAt, it.LastTriedAt = it.RecordedAt, it.RecordedAt
 	it.NextCheckAt = checkAfterLease(it.LeaseUntil)
+	return nil
+}
+
+// checkCampaignRows checks CampaignRows' arguments.
+func checkCampaignRows(campaignID string, limit int) error {
+	if campaignID == "" || limit <= 0 {
+		return fmt.Errorf("ledger: campaign rows: campaign_id and a positive limit are required")
+	}
 	return nil
 }
 

@@ -59,12 +59,16 @@ func (m *Memory) Acquire(ctx context.Context, k Key, l Lease) (*Item, error) {
 	defer m.mu.Unlock()
 	it, ok := m.items[k]
 	// Sends only the request recorded, only in a resendable state, never
-	// while another send holds the lease, and not sooner than WeChat allows.
+	// while another send holds the lease, and not sooner than WeChat allows
+	// (a planned item, never tried, has no last try to wait for).
 	if !ok || it.Hash != l.Hash || !it.State.Resendable() || !it.LeaseFree(now) ||
-		it.LastTriedAt.After(now.Add(-MinRetryGap)) {
+		(!it.LastTriedAt.IsZero() && it.LastTriedAt.After(now.Add(-MinRetryGap))) {
 		return nil, fmt.Errorf("ledger: acquire %s: %w", k, ErrPrecondition)
 	}
 	it.Attempts++
+	if it.FirstTriedAt.IsZero() {
+		it.FirstTriedAt = now // a planned item's first send
+	}
 	it.LastTriedAt, it.UpdatedAt = now, now
 	it.LeaseOwner, it.LeaseUntil = l.Owner, ms(l.Until)
 	it.NextCheckAt = checkAfterLease(l.Until)
@@ -143,6 +147,31 @@ func (m *Memory) Due(ctx context.Context, mchID string, now time.Time, limit int
 	})
 	out := make([]*Item, 0, min(limit, len(due)))
 	for _, it := range due[:min(limit, len(due))] {
+		out = append(out, clone(it))
+	}
+	return out, nil
+}
+
+// CampaignRows implements Store.
+func (m *Memory) CampaignRows(ctx context.Context, campaignID string, after, limit int) ([]*Item, error) {
+	if err := checkCampaignRows(campaignID, limit); err != nil {
+		return nil, err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var rows []*Item
+	for _, it := range m.items {
+		// As the DynamoDB index holds them: only items with both a
+		// campaign and a row, by row.
+		if it.CampaignID == campaignID && it.CampaignRow > 0 && it.CampaignRow > after {
+			rows = append(rows, it)
+		}
+	}
+	slices.SortFunc(rows, func(a, b *Item) int {
+		return cmp.Or(cmp.Compare(a.CampaignRow, b.CampaignRow), cmp.Compare(a.MchID, b.MchID), cmp.Compare(a.MchBillno, b.MchBillno))
+	})
+	out := make([]*Item, 0, min(limit, len(rows)))
+	for _, it := range rows[:min(limit, len(rows))] {
 		out = append(out, clone(it))
 	}
 	return out, nil

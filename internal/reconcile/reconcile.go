@@ -205,8 +205,8 @@ func (r *Reconciler) nextBatch(ctx context.Context, mchID string, seen map[strin
 }
 
 // Check checks the item k now, due or not: the operator's way to settle
-// one red packet on demand. A final item, or one a send holds, is not
-// queried. The Summary's Item is the item as it is after the check; the
+// one red packet on demand. A final item, one a send holds, or a planned
+// one never sent (Attempts 0: its Item says so) is not queried. The Summary's Item is the item as it is after the check; the
 // error is the ledger's (ledger.ErrNotFound when the billno is not
 // recorded).
 func (r *Reconciler) Check(ctx context.Context, k ledger.Key) (Summary, error) {
@@ -215,7 +215,7 @@ func (r *Reconciler) Check(ctx context.Context, k ledger.Key) (Summary, error) {
 		return Summary{}, err
 	}
 	t := &tally{budget: 1}
-	if it.LeaseFree(r.now()) && !it.State.Final() && t.take() {
+	if checkable(it, r.now()) && t.take() {
 		r.check(ctx, it, t)
 		if after, err := r.Ledger.Get(ctx, k); err == nil {
 			it = after
@@ -233,8 +233,8 @@ func (r *Reconciler) checkAll(ctx context.Context, items []*ledger.Item, t *tall
 	sem := make(chan struct{}, r.bound(r.Workers, DefaultWorkers))
 	var wg sync.WaitGroup
 	for _, it := range items {
-		if !it.LeaseFree(r.now()) || it.State.Final() {
-			continue // a send in flight settles it; a final one has nothing to check
+		if !checkable(it, r.now()) {
+			continue
 		}
 		sem <- struct{}{} // a worker is free: the checks before it have started or ended
 		if !r.startable(ctx, t) {
@@ -247,6 +247,16 @@ func (r *Reconciler) checkAll(ctx context.Context, items []*ledger.Item, t *tall
 		})
 	}
 	wg.Wait()
+}
+
+// checkable reports whether item it may be checked at now: not while a
+// send holds it (its Settle decides), not when final (nothing is left to
+// check), and never a planned item (Attempts 0): it was never sent, so
+// WeChat has no record of it, and its NOT_FOUND would lead to a re-send
+// or an EXPIRED that no one asked for. Planned items are not Due; this
+// guards Check, and a Due that returned one.
+func checkable(it *ledger.Item, now time.Time) bool {
+	return it.Attempts > 0 && it.LeaseFree(now) && !it.State.Final()
 }
 
 // startable reports whether the pass may start another check, taking a

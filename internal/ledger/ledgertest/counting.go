@@ -13,7 +13,7 @@ import (
 
 // Counts are the calls made to a Counting store, by method.
 type Counts struct {
-	Get, Create, Acquire, Settle, Observe, Due, Reconcile int
+	Get, Create, Acquire, Settle, Observe, Due, Reconcile, CampaignRows int
 }
 
 // Counting is a ledger.Store that counts the calls of each method, then
@@ -90,4 +90,10 @@ func (c *Counting) Due(ctx context.Context, mchID string, now time.Time, limit i
 func (c *Counting) Reconcile(ctx context.Context, k ledger.Key, r ledger.Reconciliation) error {
 	c.count(func(n *Counts) { n.Reconcile++ })
 	return c.Store.Reconcile(ctx, k, r)
+}
+
+// CampaignRows implements ledger.Store.
+func (c *Counting) CampaignRows(ctx context.Context, campaignID string, after, limit int) ([]*ledger.Item, error) {
+	c.count(func(n *Counts) { n.CampaignRows++ })
+	return c.Store.CampaignRows(ctx, campaignID, after, limit)
 }

@@ -49,6 +49,8 @@ func Run(t *testing.T, newStore func(t *testing.T) ledger.Store) {
 		{"Reconcile", testReconcile},
 		{"ConcurrentReconcile", testConcurrentReconcile},
 		{"NeverDeletes", testNeverDeletes},
+		{"Planned", testPlanned},
+		{"CampaignRows", testCampaignRows},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -70,7 +72,7 @@ func testCreateGet(t *testing.T, newStore func(*testing.T) ledger.Store) {
 			it.Package = "sendid=242e8abd163d300019b2cae74ba8e8c06e3f0e51ab84d16b3c80decd22a5b672&ver=8&sign=4110d6eba09f8c4f6f5c5e72d8d5b1bd"
 			it.JSAPI = map[string]string{"timeStamp": "1478858888", "nonceStr": "5K8264ILTKCH16CQ2502SI8ZNMTM67VS", "package": "sendid%3D242e8abd", "signType": "MD5", "paySign": "C380BEC2BFD727A4B6845133519F3AD6"}
 			it.Status = "SENDING"
-			it.CampaignID = "spring-2026"
+			it.CampaignID, it.CampaignRow = "spring-2026", 7
 			it.Source, it.Caller = "campaign", ""
 			return it
 		}},
