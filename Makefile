@@ -28,7 +28,7 @@ LOCAL_CA = .local/ca.pem
 SAM_BUILD_DIR = .aws-sam/build
 
 .PHONY: build build-SendGroupFunction build-SendMiniFunction build-SendFunction \
-	build-QueryFunction build-ReconcileFunction test fuzz bench soak run serve lint fmt-check vet staticcheck cfn \
+	build-QueryFunction build-ReconcileFunction build-CampaignsFunction build-CampaignRunFunction test fuzz bench soak run serve lint fmt-check vet staticcheck cfn \
 	local-ca clean
 
 build-SendGroupFunction:
@@ -56,12 +56,24 @@ build-ReconcileFunction:
 	mkdir -p $(ARTIFACTS_DIR)
 	$(LAMBDA_ENV) $(LAMBDA_BUILD) -o $(ARTIFACTS_DIR)/bootstrap ./functions/reconcile
 
+build-CampaignsFunction:
+	@test -n "$(ARTIFACTS_DIR)" || { echo 'ARTIFACTS_DIR is not set (sam build sets it; make build sets bin/<name>)'; exit 1; }
+	mkdir -p $(ARTIFACTS_DIR)
+	$(LAMBDA_ENV) $(LAMBDA_BUILD) -o $(ARTIFACTS_DIR)/bootstrap ./functions/campaigns
+
+build-CampaignRunFunction:
+	@test -n "$(ARTIFACTS_DIR)" || { echo 'ARTIFACTS_DIR is not set (sam build sets it; make build sets bin/<name>)'; exit 1; }
+	mkdir -p $(ARTIFACTS_DIR)
+	$(LAMBDA_ENV) $(LAMBDA_BUILD) -o $(ARTIFACTS_DIR)/bootstrap ./functions/campaignrun
+
 build:
 	$(MAKE) build-SendGroupFunction ARTIFACTS_DIR=$(BIN)/sendgroup
 	$(MAKE) build-SendMiniFunction ARTIFACTS_DIR=$(BIN)/sendmini
 	$(MAKE) build-SendFunction ARTIFACTS_DIR=$(BIN)/send
 	$(MAKE) build-QueryFunction ARTIFACTS_DIR=$(BIN)/query
 	$(MAKE) build-ReconcileFunction ARTIFACTS_DIR=$(BIN)/reconcile
+	$(MAKE) build-CampaignsFunction ARTIFACTS_DIR=$(BIN)/campaigns
+	$(MAKE) build-CampaignRunFunction ARTIFACTS_DIR=$(BIN)/campaignrun
 
 # The race detector needs cgo and a C compiler; without them (a bare Go
 # install) the tests run without it. CI's machines have both.

@@ -15,9 +15,11 @@ aws-cn (cn-north-1). For each one the script
    outputs whose condition is false. What is left is what CloudFormation
    would create;
 3. checks the template's Rules and what that stack would hold: the
-   functions, their roles, the API, the queues, the ledger and its index,
-   the reconciler's schedule, the alarms, the dashboard (its body parsed as
-   JSON) and its URL, and the network (no VPC in public mode, the
+   functions, their roles, the API, the queues, the ledger and its
+   indexes, the campaign table and bucket (encryption per KmsKeyArn, the
+   notification on incoming/, TLS only), the functions' campaign variables,
+   the schedules, the alarms, the dashboard (its body parsed as JSON) and
+   its URL, no circular dependency, and the network (no VPC in public mode, the
    merchant's subnets in subnets mode, a VPC with NAT gateways, Elastic IPs
    and endpoints in create mode);
 4. runs cfn-lint (errors and warnings) over each distinct resolved template
@@ -54,20 +56,31 @@ ACCOUNT = "123456789012"
 # Partition -> the region the stack is transformed and linted for.
 PARTITIONS = {"aws": "us-east-1", "aws-cn": "cn-north-1"}
 
-# Function -> (method, route, fed by a queue); the reconciler has no route.
+# Function -> (routes "METHOD /path", fed by a queue); the scheduled
+# functions (the reconciler, the campaign runner) have no route.
+CAMPAIGN_ROUTES = ["POST /campaigns", "GET /campaigns/{id}", "POST /campaigns/{id}/pause",
+                   "POST /campaigns/{id}/resume", "POST /campaigns/{id}/cancel"]
 FUNCTIONS = {
-    "SendGroupFunction": ("POST", "/redpacks/group", True),
-    "SendMiniFunction": ("POST", "/redpacks/mini", True),
-    "SendFunction": ("POST", "/redpacks", True),
-    "QueryFunction": ("GET", "/redpacks/{mch_billno}", False),
-    "ReconcileFunction": (None, None, False),
+    "SendGroupFunction": (["POST /redpacks/group"], True),
+    "SendMiniFunction": (["POST /redpacks/mini"], True),
+    "SendFunction": (["POST /redpacks"], True),
+    "QueryFunction": (["GET /redpacks/{mch_billno}"], False),
+    "ReconcileFunction": ([], False),
+    "CampaignsFunction": (CAMPAIGN_ROUTES, False),
+    "CampaignRunFunction": ([], False),
 }
-API_FUNCTIONS = [f for f, (m, _, _) in FUNCTIONS.items() if m]
+API_FUNCTIONS = [f for f, (routes, _) in FUNCTIONS.items() if routes]
+SEND_FUNCTIONS = ["SendGroupFunction", "SendMiniFunction", "SendFunction"]
+
+# The functions on an EventBridge schedule: function -> its schedule (None:
+# the parameter ReconcileSchedule, facts["schedule"]).
+SCHEDULED = {"ReconcileFunction": None, "CampaignRunFunction": "rate(1 minute)"}
 
 # The item actions each function makes on the ledger table, and no others.
-# The send and query functions have them on the table and its indexes, the
-# reconciler on the table alone, and Query on the index due alone (no
-# PutItem: its re-sends are of items that exist).
+# The send and query functions have them on the table and its indexes; the
+# functions with actions on an index (INDEX_ACTIONS) on the table alone.
+# The reconciler has no PutItem (its re-sends are of items that exist);
+# the campaigns function only reads; the runner plans (PutItem) and sends.
 SEND_LEDGER = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"]
 LEDGER_ACTIONS = {
     "SendGroupFunction": SEND_LEDGER,
@@ -75,22 +88,62 @@ LEDGER_ACTIONS = {
     "SendFunction": SEND_LEDGER,
     "QueryFunction": ["dynamodb:GetItem", "dynamodb:UpdateItem"],
     "ReconcileFunction": ["dynamodb:GetItem", "dynamodb:UpdateItem"],
+    "CampaignsFunction": ["dynamodb:GetItem"],
+    "CampaignRunFunction": SEND_LEDGER,
 }
-DUE_INDEX_ACTIONS = {"ReconcileFunction": ["dynamodb:Query"]}
+INDEX_ACTIONS = {
+    "ReconcileFunction": {"due": ["dynamodb:Query"]},
+    "CampaignsFunction": {"campaign": ["dynamodb:Query"]},
+    "CampaignRunFunction": {"campaign": ["dynamodb:Query"]},
+}
 
-# Timeouts: below API Gateway's 29 s behind it, a minute for a pass.
-TIMEOUTS = {f: 28 for f in API_FUNCTIONS} | {"ReconcileFunction": 60}
+# The item actions on CampaignTable: the sends count in the pacing window,
+# the reconciler marks reports due, the campaigns function creates and
+# lists campaigns, the runner all of it. Scan on this table only.
+CAMPAIGN_TABLE = "CampaignTable"
+CAMPAIGN_BUCKET = "CampaignBucket"
+CAMPAIGN_ACTIONS = {f: ["dynamodb:UpdateItem"] for f in SEND_FUNCTIONS} | {
+    "QueryFunction": [],
+    "ReconcileFunction": ["dynamodb:GetItem", "dynamodb:PutItem"],
+    "CampaignsFunction": ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Scan"],
+    "CampaignRunFunction": ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:Scan"],
+}
+# Functions of the bucket: GetObject on incoming/*, PutObject on reports/*.
+BUCKET_FUNCTIONS = ["CampaignsFunction", "CampaignRunFunction"]
 
-# The ledger table's key and the reconciler's index (internal/ledger:
-# TableInput, DueIndex; deploy/template_test.go compares the template to
+# The campaigns' variables each function has (beyond the Globals'), exactly.
+SEND_ENV = ["WXPAY_CAMPAIGN_TABLE", "WXPAY_RATE_LIMIT"]
+CAMPAIGN_ENV = ["WXPAY_CAMPAIGN_TABLE", "WXPAY_CAMPAIGN_BUCKET", "WXPAY_RATE_LIMIT", "WXPAY_API_RESERVE"]
+ENV = {f: SEND_ENV for f in SEND_FUNCTIONS} | {
+    "QueryFunction": [],
+    "ReconcileFunction": ["WXPAY_CAMPAIGN_TABLE"],
+    "CampaignsFunction": CAMPAIGN_ENV,
+    "CampaignRunFunction": CAMPAIGN_ENV,
+}
+
+# Timeouts: below API Gateway's 29 s behind it, a minute for a pass, 15
+# minutes for the campaign runner.
+TIMEOUTS = {f: 28 for f in API_FUNCTIONS} | {"ReconcileFunction": 60, "CampaignRunFunction": 900}
+MEMORY = {"CampaignsFunction": 256, "CampaignRunFunction": 256}
+
+# The ledger table's key and indexes (internal/ledger: TableInput, DueIndex,
+# CampaignIndex; deploy/template_test.go compares the template to
 # TableInput itself).
-LEDGER_ATTRIBUTES = {"mch_id": "S", "mch_billno": "S", "due": "S", "next_check_at": "S"}
+LEDGER_TABLE = "LedgerTable"
+LEDGER_ATTRIBUTES = {"mch_id": "S", "mch_billno": "S", "due": "S", "next_check_at": "S", "campaign_id": "S", "campaign_row": "N"}
 LEDGER_KEY = [{"AttributeName": "mch_id", "KeyType": "HASH"}, {"AttributeName": "mch_billno", "KeyType": "RANGE"}]
-DUE_INDEX = {
-    "IndexName": "due",
-    "KeySchema": [{"AttributeName": "due", "KeyType": "HASH"}, {"AttributeName": "next_check_at", "KeyType": "RANGE"}],
-    "Projection": {"ProjectionType": "ALL"},
-}
+LEDGER_INDEXES = [
+    {
+        "IndexName": "due",
+        "KeySchema": [{"AttributeName": "due", "KeyType": "HASH"}, {"AttributeName": "next_check_at", "KeyType": "RANGE"}],
+        "Projection": {"ProjectionType": "ALL"},
+    },
+    {
+        "IndexName": "campaign",
+        "KeySchema": [{"AttributeName": "campaign_id", "KeyType": "HASH"}, {"AttributeName": "campaign_row", "KeyType": "RANGE"}],
+        "Projection": {"ProjectionType": "ALL"},
+    },
+]
 
 # The metrics the functions write (Embedded Metric Format, namespace
 # WxRedpack): name -> dimensions.
@@ -104,6 +157,9 @@ METRICS = {
     "NeedsAttention": [],
     "UnknownOverOneHour": [],
     "OldestUnsettledAgeSeconds": [],
+    "CampaignSends": [],
+    "CampaignPaused": [],
+    "CampaignFreqLimits": [],
 }
 
 # The alarms: logical id -> (namespace, metric, statistic, comparison,
@@ -113,6 +169,7 @@ ALARMS = {
     "UnknownOverOneHourAlarm": (NAMESPACE, "UnknownOverOneHour", "Maximum", "GreaterThanThreshold", 0, 300, 1, "notBreaching"),
     "NeedsAttentionAlarm": (NAMESPACE, "NeedsAttention", "Sum", "GreaterThanThreshold", 0, 300, 1, "notBreaching"),
     "ReconcilerStalledAlarm": (NAMESPACE, "OldestUnsettledAgeSeconds", "SampleCount", "LessThanThreshold", 1, 300, 3, "breaching"),
+    "CampaignPausedAlarm": (NAMESPACE, "CampaignPaused", "Sum", "GreaterThanThreshold", 0, 60, 1, "notBreaching"),
 }
 
 # The console's domain per partition (output DashboardUrl).
@@ -204,6 +261,8 @@ def combinations():
                 "LogLevel": "DEBUG",
                 "VpcCidr": "10.20.0.0/20",
                 "ReconcileSchedule": "rate(5 minutes)",
+                "WxpayRateLimit": "50",
+                "WxpayApiReserve": "5",
             })
         label = f"{partition} {mode} nat={nats} sm-endpoint={endpoint} {arch} {profile}"
         facts = {
@@ -216,6 +275,8 @@ def combinations():
             "kms": profile == "full",
             "alarm_topic": params.get("AlarmTopicArn"),
             "schedule": params.get("ReconcileSchedule", "rate(1 minute)"),
+            "rate_limit": params.get("WxpayRateLimit", "30"),
+            "api_reserve": params.get("WxpayApiReserve", "10"),
         }
         yield label, partition, params, facts
 
@@ -400,33 +461,65 @@ def check(cfn, facts):
         if p != facts["partition"]:
             fail(f"ARN with partition {p} in a stack for {facts['region']} ({facts['partition']})")
 
-    # The ledger: one table, kept (Retain, deletion protection), never
-    # expiring, and no delete or scan granted anywhere.
+    # The tables: the ledger and the campaigns, both kept (Retain, deletion
+    # protection, point-in-time recovery, the AWS managed key), never
+    # expiring; no delete or batch write granted anywhere, Scan only on
+    # the campaigns.
     tables = by_type.get("AWS::DynamoDB::Table", [])
-    if len(tables) != 1:
-        fail(f"want one AWS::DynamoDB::Table (the ledger), got {tables}")
-    table = tables[0]
-    t = res[table]
-    if t.get("DeletionPolicy") != "Retain" or t.get("UpdateReplacePolicy") != "Retain":
-        fail(f"{table}: DeletionPolicy {t.get('DeletionPolicy')!r}, UpdateReplacePolicy {t.get('UpdateReplacePolicy')!r}")
-    tp = t["Properties"]
-    if tp.get("BillingMode") != "PAY_PER_REQUEST" or tp.get("DeletionProtectionEnabled") is not True:
-        fail(f"{table}: BillingMode {tp.get('BillingMode')!r}, DeletionProtectionEnabled {tp.get('DeletionProtectionEnabled')!r}")
-    if "TimeToLiveSpecification" in tp:
-        fail(f"{table}: TimeToLiveSpecification: ledger items never expire")
+    if sorted(tables) != sorted([LEDGER_TABLE, CAMPAIGN_TABLE]):
+        fail(f"AWS::DynamoDB::Table resources {tables}, want {LEDGER_TABLE} and {CAMPAIGN_TABLE}")
+    for table in (LEDGER_TABLE, CAMPAIGN_TABLE):
+        t = res[table]
+        if t.get("DeletionPolicy") != "Retain" or t.get("UpdateReplacePolicy") != "Retain":
+            fail(f"{table}: DeletionPolicy {t.get('DeletionPolicy')!r}, UpdateReplacePolicy {t.get('UpdateReplacePolicy')!r}")
+        tp = t["Properties"]
+        if tp.get("BillingMode") != "PAY_PER_REQUEST" or tp.get("DeletionProtectionEnabled") is not True:
+            fail(f"{table}: BillingMode {tp.get('BillingMode')!r}, DeletionProtectionEnabled {tp.get('DeletionProtectionEnabled')!r}")
+        if tp.get("PointInTimeRecoverySpecification") != {"PointInTimeRecoveryEnabled": True}:
+            fail(f"{table}: PointInTimeRecoverySpecification {tp.get('PointInTimeRecoverySpecification')!r}")
+        if tp.get("SSESpecification") != {"SSEEnabled": True, "SSEType": "KMS"}:
+            fail(f"{table}: SSESpecification {tp.get('SSESpecification')!r}, want KMS with the AWS managed key")
+        if "TimeToLiveSpecification" in tp:
+            fail(f"{table}: TimeToLiveSpecification: items never expire")
+    cp = res[CAMPAIGN_TABLE]["Properties"]
+    if cp.get("KeySchema") != [{"AttributeName": "id", "KeyType": "HASH"}] or cp.get("AttributeDefinitions") != [{"AttributeName": "id", "AttributeType": "S"}] \
+            or cp.get("GlobalSecondaryIndexes") or cp.get("LocalSecondaryIndexes"):
+        fail(f"{CAMPAIGN_TABLE}: key {cp.get('KeySchema')!r}, attributes {cp.get('AttributeDefinitions')!r}: want HASH id (S), no index")
+    table = LEDGER_TABLE
+    tp = res[table]["Properties"]
     attrs = {a["AttributeName"]: a["AttributeType"] for a in tp.get("AttributeDefinitions", [])}
     if attrs != LEDGER_ATTRIBUTES or len(tp.get("AttributeDefinitions", [])) != len(LEDGER_ATTRIBUTES):
         fail(f"{table}: AttributeDefinitions {tp.get('AttributeDefinitions')!r}, want {LEDGER_ATTRIBUTES!r}")
     if tp.get("KeySchema") != LEDGER_KEY:
         fail(f"{table}: KeySchema {tp.get('KeySchema')!r}, want {LEDGER_KEY!r}")
-    if tp.get("GlobalSecondaryIndexes") != [DUE_INDEX] or tp.get("LocalSecondaryIndexes"):
-        fail(f"{table}: indexes {tp.get('GlobalSecondaryIndexes')!r}, {tp.get('LocalSecondaryIndexes')!r}: want only {DUE_INDEX!r}")
-    for banned in ("dynamodb:*", "dynamodb:DeleteItem", "dynamodb:Scan", "dynamodb:BatchWriteItem"):
+    if tp.get("GlobalSecondaryIndexes") != LEDGER_INDEXES or tp.get("LocalSecondaryIndexes"):
+        fail(f"{table}: indexes {tp.get('GlobalSecondaryIndexes')!r}, {tp.get('LocalSecondaryIndexes')!r}: want only {LEDGER_INDEXES!r}")
+    for banned in ("dynamodb:*", "dynamodb:DeleteItem", "dynamodb:BatchWriteItem", "dynamodb:PartiQLDelete", "dynamodb:DeleteTable"):
         if f'"{banned}"' in text:
             fail(f"{banned} granted in the transformed template")
+    campaign_table_resource = {"Fn::GetAtt": [CAMPAIGN_TABLE, "Arn"]}
+    for lid in by_type.get("AWS::IAM::Role", []):
+        for pol in res[lid]["Properties"].get("Policies", []):
+            for st in statements(pol["PolicyDocument"]):
+                if "dynamodb:Scan" in as_list(st.get("Action")) and st.get("Resource") != campaign_table_resource:
+                    fail(f"{lid}: dynamodb:Scan on {st.get('Resource')!r}: only {CAMPAIGN_TABLE} may be scanned")
     ledger_resource = [{"Fn::GetAtt": [table, "Arn"]}, {"Fn::Sub": f"${{{table}.Arn}}/index/*"}]
     table_resource = {"Fn::GetAtt": [table, "Arn"]}
-    due_index_resource = {"Fn::Sub": f"${{{table}.Arn}}/index/{DUE_INDEX['IndexName']}"}
+    index_resources = {i["IndexName"]: {"Fn::Sub": f"${{{table}.Arn}}/index/{i['IndexName']}"} for i in LEDGER_INDEXES}
+    bucket_name = res.get(CAMPAIGN_BUCKET, {}).get("Properties", {}).get("BucketName")
+
+    def bucket_objects(resource):
+        """The prefix of CampaignBucket a resource is exactly the objects
+        of (incoming/), or None."""
+        sub = resource.get("Fn::Sub") if isinstance(resource, dict) and len(resource) == 1 else None
+        if isinstance(sub, str):
+            m = re.fullmatch(r"\$\{CampaignBucket\.Arn\}/([a-z]+/)\*", sub)
+            return m.group(1) if m else None
+        if isinstance(sub, list) and isinstance(bucket_name, dict) and len(sub) == 2:
+            name, variables = bucket_name["Fn::Sub"]
+            m = re.fullmatch(r"arn:\$\{AWS::Partition\}:s3:::" + re.escape(name) + r"/([a-z]+/)\*", sub[0])
+            return m.group(1) if m and sub[1] == variables else None
+        return None
 
     fns = by_type.get("AWS::Lambda::Function", [])
     if sorted(fns) != sorted(FUNCTIONS):
@@ -450,6 +543,21 @@ def check(cfn, facts):
             fail(f"{name}: WXPAY_LEDGER_TABLE {env.get('WXPAY_LEDGER_TABLE')!r}")
         if p.get("LoggingConfig", {}).get("LogFormat") != "JSON":
             fail(f"{name}: LoggingConfig {p.get('LoggingConfig')!r}")
+        if name in MEMORY and p.get("MemorySize") != MEMORY[name]:
+            fail(f"{name}: MemorySize {p.get('MemorySize')!r}, want {MEMORY[name]}")
+        # The campaigns' variables: exactly the function's, each its value.
+        want_env = {
+            "WXPAY_CAMPAIGN_TABLE": [{"Ref": CAMPAIGN_TABLE}],
+            "WXPAY_CAMPAIGN_BUCKET": [{"Ref": CAMPAIGN_BUCKET}, bucket_name],
+            "WXPAY_RATE_LIMIT": [facts["rate_limit"]],
+            "WXPAY_API_RESERVE": [facts["api_reserve"]],
+        }
+        for k, values in want_env.items():
+            if k not in ENV[name]:
+                if k in env:
+                    fail(f"{name}: {k} {env[k]!r}: not one of its variables")
+            elif env.get(k) not in values:
+                fail(f"{name}: {k} {env.get(k)!r}, want one of {values!r}")
         check_vpc_config(name, p.get("VpcConfig"), facts)
 
         # The execution role is the template's own, scoped one: no managed
@@ -459,7 +567,8 @@ def check(cfn, facts):
         role = res[role_id]["Properties"]
         if role.get("ManagedPolicyArns"):
             fail(f"{name}: managed policies {role['ManagedPolicyArns']!r}")
-        ledger_actions, index_actions, ec2_actions, sids = [], [], set(), []
+        ledger_actions, campaign_actions, s3_actions, ec2_actions, sids = [], [], [], set(), []
+        index_actions = {}
         for pol in role.get("Policies", []):
             for st in statements(pol["PolicyDocument"]):
                 sids.append(st.get("Sid"))
@@ -478,32 +587,54 @@ def check(cfn, facts):
                         fail(f"{name}: Resource '*' for {actions}: only EC2's Describe actions may have it")
                 elif '"*"' in json.dumps(resource):
                     fail(f"{name}: wildcard resource in {st!r}")
+                prefix = bucket_objects(resource)
+                if prefix:
+                    s3_actions += [f"{a} {prefix}" for a in actions]
+                elif "s3:" in json.dumps(actions) or "CampaignBucket" in json.dumps(resource) or ":s3:::" in json.dumps(resource):
+                    fail(f"{name}: S3 statement {st!r}: want exactly incoming/* or reports/* of {CAMPAIGN_BUCKET}")
+                if resource == campaign_table_resource:
+                    campaign_actions += actions
+                elif CAMPAIGN_TABLE in json.dumps(resource):
+                    fail(f"{name}: {CAMPAIGN_TABLE} statement resource {resource!r}, want {campaign_table_resource!r}")
                 if ec2 & ENI_ACTIONS:
                     arns = {r.get("Fn::Sub") if isinstance(r, dict) else r for r in as_list(resource)}
                     if ec2 != ENI_ACTIONS or arns != ENI_RESOURCES:
                         fail(f"{name}: network interface statement {st!r}")
                 if st.get("Sid") == "ReadWxpaySecret" and resource != env.get("WXPAY_SECRET_ID"):
                     fail(f"{name}: secret statement resource {resource!r}")
-                if st.get("Sid") == "DecryptWxpaySecret":
-                    if not facts["kms"] or not resource.startswith(f"arn:{facts['partition']}:kms:"):
-                        fail(f"{name}: kms statement resource {resource!r}")
+                if any(a.startswith("kms:") for a in actions):
+                    via = st.get("Condition", {}).get("StringEquals", {}).get("kms:ViaService", {}).get("Fn::Sub")
+                    want_kms = {"secretsmanager.${AWS::Region}.${AWS::URLSuffix}": ["kms:Decrypt"]}
+                    if name in BUCKET_FUNCTIONS:
+                        want_kms["s3.${AWS::Region}.${AWS::URLSuffix}"] = ["kms:Decrypt", "kms:GenerateDataKey"]
+                    if not facts["kms"] or not isinstance(resource, str) or not resource.startswith(f"arn:{facts['partition']}:kms:") \
+                            or sorted(actions) != want_kms.get(via):
+                        fail(f"{name}: kms statement {st!r}")
                 if table in json.dumps(resource):
                     # The send and query functions: the table and its
-                    # indexes. The reconciler: the table, and apart, the
-                    # index due.
-                    want_resource = table_resource if name in DUE_INDEX_ACTIONS else ledger_resource
-                    if resource == due_index_resource and name in DUE_INDEX_ACTIONS:
-                        index_actions += actions
+                    # indexes. The reconciler and the campaign functions:
+                    # the table, and apart, their index.
+                    want_resource = table_resource if name in INDEX_ACTIONS else ledger_resource
+                    idx = [i for i, r in index_resources.items() if r == resource]
+                    if idx and name in INDEX_ACTIONS:
+                        index_actions.setdefault(idx[0], []).extend(actions)
                     elif resource != want_resource:
                         fail(f"{name}: ledger statement resource {resource!r}, want {want_resource!r}")
                     else:
                         ledger_actions += actions
         if sorted(ledger_actions) != sorted(LEDGER_ACTIONS[name]):
             fail(f"{name}: ledger actions {sorted(ledger_actions)}, want {sorted(LEDGER_ACTIONS[name])}")
-        if sorted(index_actions) != sorted(DUE_INDEX_ACTIONS.get(name, [])):
-            fail(f"{name}: actions on the index due {sorted(index_actions)}, want {DUE_INDEX_ACTIONS.get(name, [])}")
+        if {i: sorted(a) for i, a in index_actions.items()} != INDEX_ACTIONS.get(name, {}):
+            fail(f"{name}: actions on the ledger's indexes {index_actions}, want {INDEX_ACTIONS.get(name, {})}")
+        if sorted(campaign_actions) != sorted(CAMPAIGN_ACTIONS[name]):
+            fail(f"{name}: actions on {CAMPAIGN_TABLE} {sorted(campaign_actions)}, want {sorted(CAMPAIGN_ACTIONS[name])}")
+        want_s3 = ["s3:GetObject incoming/", "s3:PutObject reports/"] if name in BUCKET_FUNCTIONS else []
+        if sorted(s3_actions) != want_s3:
+            fail(f"{name}: actions on {CAMPAIGN_BUCKET} {sorted(s3_actions)}, want {want_s3}")
         if ("DecryptWxpaySecret" in sids) != facts["kms"]:
             fail(f"{name}: kms:Decrypt statement present {('DecryptWxpaySecret' in sids)}, want {facts['kms']}")
+        if name in BUCKET_FUNCTIONS and ("UseCampaignBucketKey" in sids) != facts["kms"]:
+            fail(f"{name}: the bucket's KMS statement present {('UseCampaignBucketKey' in sids)}, want {facts['kms']}")
         want_ec2 = ENI_ACTIONS | DESCRIBE_ACTIONS if vpc else set()
         if ec2_actions != want_ec2:
             fail(f"{name}: EC2 actions {sorted(ec2_actions)}, want {sorted(want_ec2)} in {facts['mode']} mode")
@@ -534,17 +665,24 @@ def check(cfn, facts):
             uri = json.dumps(integ.get("uri"))
             target = [f for f in FUNCTIONS if f"{f}.Arn" in uri]
             routes.add((method.upper(), path, target[0] if target else None))
-    want = {(m, p, f) for f, (m, p, _) in FUNCTIONS.items() if m}
+    want = {tuple(r.split(" ", 1)) + (f,) for f, (rs, _) in FUNCTIONS.items() for r in rs}
     if routes != want:
         fail(f"routes {sorted(routes, key=str)}, want {sorted(want)}")
     perms = by_type.get("AWS::Lambda::Permission", [])
     for f in FUNCTIONS:
         principals = sorted(res[x]["Properties"]["Principal"] for x in perms if res[x]["Properties"]["FunctionName"] == {"Ref": f})
         want_principals = ["apigateway.amazonaws.com"] if f in API_FUNCTIONS else ["events.amazonaws.com"]
+        if f == "CampaignsFunction":
+            want_principals = ["apigateway.amazonaws.com", "s3.amazonaws.com"]
         if sorted(set(principals)) != want_principals:
             fail(f"{f}: AWS::Lambda::Permission for {principals}, want only {want_principals}")
+        for x in perms:
+            xp = res[x]["Properties"]
+            if xp["FunctionName"] == {"Ref": f} and xp["Principal"] == "s3.amazonaws.com" and xp.get("SourceAccount") != {"Ref": "AWS::AccountId"}:
+                fail(f"{x}: S3 may invoke {f} for any account's bucket: {xp!r}")
 
     check_reconciler(res, by_type, facts)
+    check_campaigns(res, by_type, cfn.get("Outputs", {}), facts)
     check_alarms(res, by_type, facts)
     check_dashboard(res, by_type, cfn.get("Outputs", {}), facts)
 
@@ -558,38 +696,117 @@ def check(cfn, facts):
             fail(f"{x}: FunctionResponseTypes {p.get('FunctionResponseTypes')!r}")
         if "MaximumConcurrency" not in p.get("ScalingConfig", {}):
             fail(f"{x}: no ScalingConfig.MaximumConcurrency")
-    want_mapped = sorted(f for f, (_, _, q) in FUNCTIONS.items() if q)
+    want_mapped = sorted(f for f, (_, q) in FUNCTIONS.items() if q)
     if sorted(mapped) != want_mapped:
         fail(f"SQS mappings for {sorted(mapped)}, want {want_mapped}")
     return len(res)
 
 
 def check_reconciler(res, by_type, facts):
-    """The reconciler's schedule: one EventBridge rule, the parameter's
-    rate, enabled, on the function, retried by neither EventBridge nor
-    Lambda's asynchronous invocation (the next pass comes with the
-    schedule)."""
+    """The schedules of the reconciler and the campaign runner: one
+    EventBridge rule each, at its rate (the reconciler's the parameter's),
+    enabled, on the function, retried by neither EventBridge nor Lambda's
+    asynchronous invocation (the next run comes with the schedule)."""
     rules = by_type.get("AWS::Events::Rule", [])
-    if len(rules) != 1:
-        fail(f"want one AWS::Events::Rule (the reconciler's schedule), got {rules}")
-    rp = res[rules[0]]["Properties"]
-    if rp.get("ScheduleExpression") != facts["schedule"] or rp.get("State") != "ENABLED" or "EventPattern" in rp:
-        fail(f"{rules[0]}: ScheduleExpression {rp.get('ScheduleExpression')!r}, State {rp.get('State')!r}: want {facts['schedule']!r}, ENABLED")
-    targets = rp.get("Targets", [])
-    if len(targets) != 1 or targets[0].get("Arn") != {"Fn::GetAtt": ["ReconcileFunction", "Arn"]}:
-        fail(f"{rules[0]}: targets {targets!r}, want ReconcileFunction only")
-    if targets[0].get("RetryPolicy", {}).get("MaximumRetryAttempts") != 0 or "Input" in targets[0]:
-        fail(f"{rules[0]}: target {targets[0]!r}: want no retry and the scheduled event as it is")
-    configs = by_type.get("AWS::Lambda::EventInvokeConfig", [])
-    if len(configs) != 1:
-        fail(f"want one AWS::Lambda::EventInvokeConfig (the reconciler's), got {configs}")
-    cp = res[configs[0]]["Properties"]
-    if cp.get("FunctionName") != {"Ref": "ReconcileFunction"} or cp.get("MaximumRetryAttempts") != 0 or cp.get("Qualifier") != "$LATEST":
-        fail(f"{configs[0]}: {cp!r}: want ReconcileFunction ($LATEST) with MaximumRetryAttempts 0")
+    if len(rules) != len(SCHEDULED):
+        fail(f"AWS::Events::Rule resources {rules}, want one per scheduled function {sorted(SCHEDULED)}")
+    scheduled = {}
+    for rule in rules:
+        rp = res[rule]["Properties"]
+        targets = rp.get("Targets", [])
+        fn = targets[0].get("Arn", {}).get("Fn::GetAtt", [None])[0] if len(targets) == 1 else None
+        if fn not in SCHEDULED or fn in scheduled:
+            fail(f"{rule}: targets {targets!r}, want one scheduled function of {sorted(SCHEDULED)}")
+        scheduled[fn] = rule
+        want = SCHEDULED[fn] or facts["schedule"]
+        if rp.get("ScheduleExpression") != want or rp.get("State") != "ENABLED" or "EventPattern" in rp:
+            fail(f"{rule}: ScheduleExpression {rp.get('ScheduleExpression')!r}, State {rp.get('State')!r}: want {want!r}, ENABLED")
+        if targets[0].get("RetryPolicy", {}).get("MaximumRetryAttempts") != 0 or "Input" in targets[0]:
+            fail(f"{rule}: target {targets[0]!r}: want no retry and the scheduled event as it is")
+    configs = {}
+    for c in by_type.get("AWS::Lambda::EventInvokeConfig", []):
+        cp = res[c]["Properties"]
+        configs[cp.get("FunctionName", {}).get("Ref")] = cp
+        if cp.get("MaximumRetryAttempts") != 0 or cp.get("Qualifier") != "$LATEST":
+            fail(f"{c}: {cp!r}: want MaximumRetryAttempts 0 on $LATEST")
+    if sorted(configs) != sorted(SCHEDULED):
+        fail(f"AWS::Lambda::EventInvokeConfig for {sorted(configs, key=str)}, want {sorted(SCHEDULED)}")
     env = res["ReconcileFunction"]["Properties"].get("Environment", {}).get("Variables", {})
     for k in ("WXPAY_RECONCILE_BUDGET", "WXPAY_RECONCILE_BATCH", "WXPAY_RECONCILE_WORKERS"):
         if k in env:
             fail(f"ReconcileFunction: {k} {env[k]!r} set; the defaults suit the timeout")
+    if "ReservedConcurrentExecutions" in res["CampaignRunFunction"]["Properties"]:
+        fail("CampaignRunFunction: reserved concurrency; the lease keeps one runner per campaign")
+
+
+def check_campaigns(res, by_type, outputs, facts):
+    """The campaigns' bucket: private, versioned, encrypted with the key
+    when one is given (else SSE-S3), TLS only, kept, its objects created
+    under incoming/ notifying CampaignsFunction; the outputs; and no
+    circular dependency in the stack."""
+    b = res.get(CAMPAIGN_BUCKET)
+    if not b or b["Type"] != "AWS::S3::Bucket" or len(by_type.get("AWS::S3::Bucket", [])) != 1:
+        fail(f"want one AWS::S3::Bucket, {CAMPAIGN_BUCKET}: {by_type.get('AWS::S3::Bucket')}")
+    if b.get("DeletionPolicy") != "Retain" or b.get("UpdateReplacePolicy") != "Retain":
+        fail(f"{CAMPAIGN_BUCKET}: DeletionPolicy {b.get('DeletionPolicy')!r}, UpdateReplacePolicy {b.get('UpdateReplacePolicy')!r}")
+    bp = b["Properties"]
+    if bp.get("PublicAccessBlockConfiguration") != {k: True for k in ("BlockPublicAcls", "BlockPublicPolicy", "IgnorePublicAcls", "RestrictPublicBuckets")}:
+        fail(f"{CAMPAIGN_BUCKET}: PublicAccessBlockConfiguration {bp.get('PublicAccessBlockConfiguration')!r}")
+    if bp.get("VersioningConfiguration") != {"Status": "Enabled"}:
+        fail(f"{CAMPAIGN_BUCKET}: VersioningConfiguration {bp.get('VersioningConfiguration')!r}")
+    if bp.get("OwnershipControls") != {"Rules": [{"ObjectOwnership": "BucketOwnerEnforced"}]}:
+        fail(f"{CAMPAIGN_BUCKET}: OwnershipControls {bp.get('OwnershipControls')!r}")
+    sse = bp.get("BucketEncryption", {}).get("ServerSideEncryptionConfiguration", [])
+    if facts["kms"]:
+        want_sse = [{"ServerSideEncryptionByDefault": {"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": f"arn:{facts['partition']}:kms:{facts['region']}:{ACCOUNT}:key/1234abcd-12ab-34cd-56ef-1234567890ab"},
+                     "BucketKeyEnabled": True}]
+    else:
+        want_sse = [{"ServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]
+    if sse != want_sse:
+        fail(f"{CAMPAIGN_BUCKET}: encryption {sse!r}, want {want_sse!r}")
+    name = bp.get("BucketName", {}).get("Fn::Sub")
+    if not isinstance(name, list) or references(name) - {"AWS::AccountId", "AWS::Region", "AWS::StackId", "AWS::Partition"}:
+        fail(f"{CAMPAIGN_BUCKET}: BucketName {bp.get('BucketName')!r}: want !Sub of the account, region and stack id, no resource")
+    # The notification: objects created under incoming/, to the campaigns
+    # function (SAM's S3 event), and nothing else.
+    lc = bp.get("NotificationConfiguration", {}).get("LambdaConfigurations")
+    want_lc = [{"Event": "s3:ObjectCreated:*", "Filter": {"S3Key": {"Rules": [{"Name": "prefix", "Value": "incoming/"}]}},
+                "Function": {"Fn::GetAtt": ["CampaignsFunction", "Arn"]}}]
+    if lc != want_lc or set(bp.get("NotificationConfiguration", {})) != {"LambdaConfigurations"}:
+        fail(f"{CAMPAIGN_BUCKET}: NotificationConfiguration {bp.get('NotificationConfiguration')!r}, want {want_lc!r}")
+    # TLS only.
+    policies = [res[x]["Properties"] for x in by_type.get("AWS::S3::BucketPolicy", []) if res[x]["Properties"].get("Bucket") == {"Ref": CAMPAIGN_BUCKET}]
+    want_deny = {"Effect": "Deny", "Principal": "*", "Action": "s3:*",
+                 "Resource": [{"Fn::GetAtt": [CAMPAIGN_BUCKET, "Arn"]}, {"Fn::Sub": f"${{{CAMPAIGN_BUCKET}.Arn}}/*"}],
+                 "Condition": {"Bool": {"aws:SecureTransport": "false"}}}
+    if not any({k: v for k, v in st.items() if k != "Sid"} == want_deny for p in policies for st in statements(p["PolicyDocument"])):
+        fail(f"{CAMPAIGN_BUCKET}: no bucket policy statement {want_deny!r}")
+    # Outputs.
+    want_out = {
+        "CampaignBucketName": {"Ref": CAMPAIGN_BUCKET},
+        "CampaignTableName": {"Ref": CAMPAIGN_TABLE},
+        "CampaignsApiUrl": {"Fn::Sub": "https://${RedpackApi}.execute-api.${AWS::Region}.${AWS::URLSuffix}/v1/campaigns"},
+    }
+    for k, v in want_out.items():
+        if outputs.get(k, {}).get("Value") != v:
+            fail(f"output {k} {outputs.get(k)!r}, want {v!r}")
+    # No circular dependency: CloudFormation refuses the stack.
+    deps = {lid: (references(r) | set(as_list(r.get("DependsOn", [])))) & set(res) for lid, r in res.items()}
+    done, path = set(), []
+
+    def visit(n):
+        if n in path:
+            fail(f"circular dependency: {' -> '.join(path[path.index(n):] + [n])}")
+        if n in done:
+            return
+        path.append(n)
+        for d in sorted(deps[n]):
+            visit(d)
+        path.pop()
+        done.add(n)
+
+    for n in sorted(deps):
+        visit(n)
 
 
 def check_alarms(res, by_type, facts):

@@ -24,26 +24,96 @@ import (
 
 // contractFunction is one function of the project's external contract.
 type contractFunction struct {
-	ID     string // SAM logical id
-	Dir    string // functions/<Dir>
-	Method string // API route; empty for the reconciler, which has none
-	Path   string
+	ID     string   // SAM logical id
+	Dir    string   // functions/<Dir>
+	Routes []string // API routes, "METHOD /path"; none for the scheduled functions
 	Queue  bool     // fed by an SQS queue of its own
 	Ledger []string // the item actions it makes on the ledger table, exactly
-	// DueIndex are the actions it makes on the ledger's index due
-	// (ledger.DueIndex), exactly. A function with any has its item actions
-	// on the table alone; the others on the table and its indexes.
-	DueIndex []string
+	// Indexes are the actions it makes on the ledger's indexes, by index
+	// name (ledger.DueIndex, ledger.CampaignIndex), exactly. A function
+	// with any has its item actions on the table alone; the others on the
+	// table and its indexes.
+	Indexes map[string][]string
+	// Campaign are the item actions it makes on CampaignTable, exactly.
+	Campaign []string
+	// Bucket: it reads incoming/ (s3:GetObject) and writes reports/
+	// (s3:PutObject) of CampaignBucket, and nothing else of it.
+	Bucket bool
+	// Schedule: it runs on an EventBridge schedule (and no other event
+	// source but its routes).
+	Schedule bool
+	// Env are the variables it has beyond the Globals' (campaignEnv),
+	// exactly among campaignEnv's.
+	Env []string
+	// Timeout in seconds when it is not behind the API (which needs less
+	// than apiGatewayTimeout); MemorySize when not the Globals'.
+	Timeout, MemorySize float64
 }
 
 // contract is the function table of the project's external contract.
 var contract = []contractFunction{
-	{"SendGroupFunction", "sendgroup", "POST", "/redpacks/group", true, sendLedgerActions, nil},
-	{"SendMiniFunction", "sendmini", "POST", "/redpacks/mini", true, sendLedgerActions, nil},
-	{"SendFunction", "send", "POST", "/redpacks", true, sendLedgerActions, nil},
-	{"QueryFunction", "query", "GET", "/redpacks/{mch_billno}", false, []string{"dynamodb:GetItem", "dynamodb:UpdateItem"}, nil},
-	{reconcilerID, "reconcile", "", "", false, reconcileLedgerActions, []string{"dynamodb:Query"}},
+	{ID: "SendGroupFunction", Dir: "sendgroup", Routes: []string{"POST /redpacks/group"}, Queue: true, Ledger: sendLedgerActions, Campaign: sendCampaignActions, Env: sendEnv},
+	{ID: "SendMiniFunction", Dir: "sendmini", Routes: []string{"POST /redpacks/mini"}, Queue: true, Ledger: sendLedgerActions, Campaign: sendCampaignActions, Env: sendEnv},
+	{ID: "SendFunction", Dir: "send", Routes: []string{"POST /redpacks"}, Queue: true, Ledger: sendLedgerActions, Campaign: sendCampaignActions, Env: sendEnv},
+	{ID: "QueryFunction", Dir: "query", Routes: []string{"GET /redpacks/{mch_billno}"}, Ledger: []string{"dynamodb:GetItem", "dynamodb:UpdateItem"}},
+	{ID: reconcilerID, Dir: "reconcile", Schedule: true, Ledger: reconcileLedgerActions,
+		Indexes:  map[string][]string{ledger.DueIndex: {"dynamodb:Query"}},
+		Campaign: []string{"dynamodb:GetItem", "dynamodb:PutItem"}, Env: []string{"WXPAY_CAMPAIGN_TABLE"}, Timeout: reconcilerTimeout},
+	{ID: campaignsID, Dir: "campaigns", Routes: campaignRoutes, Ledger: []string{"dynamodb:GetItem"},
+		Indexes:  map[string][]string{campaignIndex: {"dynamodb:Query"}},
+		Campaign: []string{"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Scan"}, Bucket: true, Env: campaignFunctionEnv, MemorySize: 256},
+	{ID: campaignRunID, Dir: "campaignrun", Schedule: true, Ledger: sendLedgerActions,
+		Indexes:  map[string][]string{campaignIndex: {"dynamodb:Query"}},
+		Campaign: []string{"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:Scan"}, Bucket: true, Env: campaignFunctionEnv,
+		Timeout: campaignRunTimeout, MemorySize: 256},
 }
+
+// The campaigns' functions, their routes and their table, bucket and
+// parameters.
+const (
+	campaignsID        = "CampaignsFunction"
+	campaignRunID      = "CampaignRunFunction"
+	campaignTableID    = "CampaignTable"
+	campaignBucketID   = "CampaignBucket"
+	campaignRunTimeout = 900
+	// The S3 event: every object created under incoming/.
+	campaignPrefix  = "incoming/"
+	reportsPrefix   = "reports/"
+	campaignS3Event = "s3:ObjectCreated:*"
+	// campaignIndex is the ledger's index of a campaign's rows
+	// (ledger.CampaignIndex).
+	campaignIndex = "campaign"
+)
+
+var campaignRoutes = []string{
+	"POST /campaigns",
+	"GET /campaigns/{id}",
+	"POST /campaigns/{id}/pause",
+	"POST /campaigns/{id}/resume",
+	"POST /campaigns/{id}/cancel",
+}
+
+// sendCampaignActions: each send is counted in the merchant's per-second
+// window, the pacing item pace#<mch_id> of CampaignTable: one UpdateItem.
+var sendCampaignActions = []string{"dynamodb:UpdateItem"}
+
+// campaignEnv are the campaigns' variables and what each must be: the
+// table, the bucket (!Ref CampaignBucket, or for the function the bucket
+// notifies, the bucket's own derived BucketName) and the two rate
+// parameters.
+var campaignEnv = map[string]string{
+	"WXPAY_CAMPAIGN_TABLE":  campaignTableID,
+	"WXPAY_CAMPAIGN_BUCKET": campaignBucketID,
+	"WXPAY_RATE_LIMIT":      "WxpayRateLimit",
+	"WXPAY_API_RESERVE":     "WxpayApiReserve",
+}
+
+var (
+	// The send functions count each send in the shared window.
+	sendEnv = []string{"WXPAY_CAMPAIGN_TABLE", "WXPAY_RATE_LIMIT"}
+	// The campaign functions have them all.
+	campaignFunctionEnv = []string{"WXPAY_CAMPAIGN_TABLE", "WXPAY_CAMPAIGN_BUCKET", "WXPAY_RATE_LIMIT", "WXPAY_API_RESERVE"}
+)
 
 // sendLedgerActions: a strongly consistent GetItem, the conditional
 // PutItem that records a billno and the conditional UpdateItems that take
@@ -97,6 +167,7 @@ var checks = []check{
 	{"ledger table", checkLedgerTable},
 	{"reconciler", checkReconciler},
 	{"alarms", checkAlarms},
+	{"campaigns", checkCampaigns},
 	{"dashboard", checkDashboard},
 	{"env/local.json", checkLocalEnv},
 	{"egress modes", checkEgress},
@@ -886,6 +957,217 @@ Properties: {Queue: !GetAtt SendQueue.Arn, BatchSize: 10, FunctionResponseTypes:
 			ifv, _ := fnIf(getMap(getMap(in.tpl, "Outputs"), "DashboardUrl")["Value"])
 			ifv[2] = snippet(t, `!Sub 'https://console.amazonaws.com/cloudwatch/home?region=${AWS::Region}#dashboards:name=${Dashboard}'`)
 		}},
+
+		// campaigns
+		{"functions and build", "campaign runner builds the campaigns package", func(t *testing.T, in *input) {
+			in.makefile = strings.Replace(in.makefile, "./functions/campaignrun", "./functions/campaigns", 1)
+		}},
+		{"functions and build", "campaigns makefile target missing", func(t *testing.T, in *input) {
+			in.makefile = strings.Replace(in.makefile, "build-CampaignsFunction:", "build-Campaigns:", 1)
+		}},
+		{"routes match contract", "campaign route missing", func(t *testing.T, in *input) {
+			delete(events(in, campaignsID), "Cancel")
+		}},
+		{"routes match contract", "campaign pause by GET", func(t *testing.T, in *input) {
+			eventProps(in, campaignsID, "Pause")["Method"] = "get"
+		}},
+		{"api is IAM-only", "campaign route without IAM", func(t *testing.T, in *input) {
+			eventProps(in, campaignsID, "Get")["Auth"] = snippet(t, `{Authorizer: NONE}`)
+		}},
+		{"api is IAM-only", "campaign runner behind the API", func(t *testing.T, in *input) {
+			events(in, campaignRunID)["Api"] = snippet(t, `
+Type: Api
+Properties: {RestApiId: !Ref RedpackApi, Path: /run, Method: post}`)
+		}},
+		{"least-privilege roles", "campaign runner may DeleteItem on the ledger", func(t *testing.T, in *input) {
+			st := statement(in, "CampaignRunRole", "UseLedger")
+			st["Action"] = append(st["Action"].([]any), "dynamodb:DeleteItem")
+		}},
+		{"ledger table", "campaign runner may DeleteItem on the campaigns", func(t *testing.T, in *input) {
+			st := statement(in, "CampaignRunRole", "UseCampaignTable")
+			st["Action"] = append(st["Action"].([]any), "dynamodb:DeleteItem")
+		}},
+		{"ledger table", "campaigns function scans the ledger", func(t *testing.T, in *input) {
+			statement(in, "CampaignsRole", "UseCampaignTable")["Resource"] = snippet(t, `!GetAtt LedgerTable.Arn`)
+		}},
+		{"least-privilege roles", "campaigns function writes the ledger", func(t *testing.T, in *input) {
+			statement(in, "CampaignsRole", "UseLedger")["Action"] = []any{"dynamodb:GetItem", "dynamodb:PutItem"}
+		}},
+		{"least-privilege roles", "campaigns function Queries the due index", func(t *testing.T, in *input) {
+			statement(in, "CampaignsRole", "QueryCampaignIndex")["Resource"] = snippet(t, `!Sub '${LedgerTable.Arn}/index/due'`)
+		}},
+		{"least-privilege roles", "campaign runner Queries every index", func(t *testing.T, in *input) {
+			statement(in, "CampaignRunRole", "QueryCampaignIndex")["Resource"] = snippet(t, `!Sub '${LedgerTable.Arn}/index/*'`)
+		}},
+		{"least-privilege roles", "campaign runner cannot UpdateItem its campaigns", func(t *testing.T, in *input) {
+			statement(in, "CampaignRunRole", "UseCampaignTable")["Action"] = []any{"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Scan"}
+		}},
+		{"least-privilege roles", "send function may PutItem campaigns", func(t *testing.T, in *input) {
+			statement(in, "SendRole", "CountSends")["Action"] = []any{"dynamodb:UpdateItem", "dynamodb:PutItem"}
+		}},
+		{"least-privilege roles", "send function does not count its sends", func(t *testing.T, in *input) {
+			props(in, "SendMiniRole")["Policies"] = slices.DeleteFunc(props(in, "SendMiniRole")["Policies"].([]any), func(p any) bool {
+				m, _ := p.(map[string]any)
+				return m["PolicyName"] == "count-sends"
+			})
+		}},
+		{"least-privilege roles", "reconciler cannot mark reports", func(t *testing.T, in *input) {
+			statement(in, "ReconcileRole", "MarkCampaignReports")["Action"] = []any{"dynamodb:GetItem"}
+		}},
+		{"least-privilege roles", "campaigns function reads the whole bucket", func(t *testing.T, in *input) {
+			statement(in, "CampaignRunRole", "ReadCampaignFiles")["Resource"] = snippet(t, `!Sub '${CampaignBucket.Arn}/*'`)
+		}},
+		{"least-privilege roles", "campaign runner deletes files", func(t *testing.T, in *input) {
+			statement(in, "CampaignRunRole", "ReadCampaignFiles")["Action"] = []any{"s3:GetObject", "s3:DeleteObject"}
+		}},
+		{"least-privilege roles", "campaigns function writes into incoming/", func(t *testing.T, in *input) {
+			statement(in, "CampaignsRole", "WriteCampaignReports")["Resource"] = statement(in, "CampaignsRole", "ReadCampaignFiles")["Resource"]
+		}},
+		{"least-privilege roles", "campaigns function's bucket ARN names another bucket", func(t *testing.T, in *input) {
+			statement(in, "CampaignsRole", "ReadCampaignFiles")["Resource"] = snippet(t, `!Sub 'arn:${AWS::Partition}:s3:::other-bucket/incoming/*'`)
+		}},
+		{"least-privilege roles", "bucket key usable through any service", func(t *testing.T, in *input) {
+			delete(statement(in, "CampaignRunRole", "UseCampaignBucketKey"), "Condition")
+		}},
+		{"least-privilege roles", "query function reads campaign files", func(t *testing.T, in *input) {
+			pol := policyStatements(in, "QueryRole", "write-own-logs")
+			policyDoc(in, "QueryRole", "write-own-logs")["Statement"] = append(pol, snippet(t, `
+{Effect: Allow, Action: s3:GetObject, Resource: !Sub '${CampaignBucket.Arn}/incoming/*'}`))
+		}},
+		{"runtime configuration", "campaigns function on another table", func(t *testing.T, in *input) {
+			getMap(getMap(props(in, campaignsID), "Environment"), "Variables")["WXPAY_CAMPAIGN_TABLE"] = "campaigns"
+		}},
+		{"runtime configuration", "send function without the campaign table", func(t *testing.T, in *input) {
+			delete(getMap(getMap(props(in, "SendFunction"), "Environment"), "Variables"), "WXPAY_CAMPAIGN_TABLE")
+		}},
+		{"runtime configuration", "send function without the rate limit", func(t *testing.T, in *input) {
+			delete(getMap(getMap(props(in, "SendGroupFunction"), "Environment"), "Variables"), "WXPAY_RATE_LIMIT")
+		}},
+		{"runtime configuration", "rate limit hard-coded", func(t *testing.T, in *input) {
+			getMap(getMap(props(in, campaignRunID), "Environment"), "Variables")["WXPAY_RATE_LIMIT"] = "30"
+		}},
+		{"runtime configuration", "reserve from the limit parameter", func(t *testing.T, in *input) {
+			getMap(getMap(props(in, campaignsID), "Environment"), "Variables")["WXPAY_API_RESERVE"] = snippet(t, `!Ref WxpayRateLimit`)
+		}},
+		{"runtime configuration", "campaign bucket name of another bucket", func(t *testing.T, in *input) {
+			getMap(getMap(props(in, campaignsID), "Environment"), "Variables")["WXPAY_CAMPAIGN_BUCKET"] = snippet(t, `!Sub 'wxredpack-campaigns-${AWS::AccountId}'`)
+		}},
+		{"runtime configuration", "query function with the campaign table", func(t *testing.T, in *input) {
+			props(in, "QueryFunction")["Environment"] = snippet(t, `{Variables: {WXPAY_CAMPAIGN_TABLE: !Ref CampaignTable}}`)
+		}},
+		{"runtime configuration", "reconciler without the campaign table", func(t *testing.T, in *input) {
+			delete(getMap(getMap(props(in, reconcilerID), "Environment"), "Variables"), "WXPAY_CAMPAIGN_TABLE")
+		}},
+		{"runtime configuration", "campaign runner's timeout", func(t *testing.T, in *input) {
+			props(in, campaignRunID)["Timeout"] = 60
+		}},
+		{"runtime configuration", "campaigns function beyond API Gateway's timeout", func(t *testing.T, in *input) {
+			props(in, campaignsID)["Timeout"] = 30
+		}},
+		{"runtime configuration", "campaign runner's memory", func(t *testing.T, in *input) {
+			delete(props(in, campaignRunID), "MemorySize")
+		}},
+		{"outputs", "campaign bucket name missing", func(t *testing.T, in *input) {
+			delete(getMap(in.tpl, "Outputs"), "CampaignBucketName")
+		}},
+		{"outputs", "campaigns API URL on another stage", func(t *testing.T, in *input) {
+			getMap(getMap(in.tpl, "Outputs"), "CampaignsApiUrl")["Value"] = snippet(t, `!Sub 'https://${RedpackApi}.execute-api.${AWS::Region}.${AWS::URLSuffix}/Prod/campaigns'`)
+		}},
+		{"ledger table", "a third table", func(t *testing.T, in *input) {
+			resources(in)["OtherTable"] = resource(in, campaignTableID)
+		}},
+		{"campaigns", "campaign table deleted with the stack", func(t *testing.T, in *input) {
+			resource(in, campaignTableID)["DeletionPolicy"] = "Delete"
+		}},
+		{"campaigns", "campaign table without deletion protection", func(t *testing.T, in *input) {
+			props(in, campaignTableID)["DeletionProtectionEnabled"] = false
+		}},
+		{"campaigns", "campaign table without point-in-time recovery", func(t *testing.T, in *input) {
+			delete(props(in, campaignTableID), "PointInTimeRecoverySpecification")
+		}},
+		{"campaigns", "campaign table with a sort key", func(t *testing.T, in *input) {
+			props(in, campaignTableID)["KeySchema"] = snippet(t, `[{AttributeName: id, KeyType: HASH}, {AttributeName: mch_id, KeyType: RANGE}]`)
+		}},
+		{"campaigns", "bucket deleted with the stack", func(t *testing.T, in *input) {
+			resource(in, campaignBucketID)["DeletionPolicy"] = "Delete"
+		}},
+		{"campaigns", "bucket replaced and dropped", func(t *testing.T, in *input) {
+			delete(resource(in, campaignBucketID), "UpdateReplacePolicy")
+		}},
+		{"campaigns", "bucket public policies allowed", func(t *testing.T, in *input) {
+			getMap(props(in, campaignBucketID), "PublicAccessBlockConfiguration")["BlockPublicPolicy"] = false
+		}},
+		{"campaigns", "bucket unversioned", func(t *testing.T, in *input) {
+			delete(props(in, campaignBucketID), "VersioningConfiguration")
+		}},
+		{"campaigns", "bucket ACLs enabled", func(t *testing.T, in *input) {
+			props(in, campaignBucketID)["OwnershipControls"] = snippet(t, `{Rules: [{ObjectOwnership: ObjectWriter}]}`)
+		}},
+		{"campaigns", "bucket always SSE-S3", func(t *testing.T, in *input) {
+			props(in, campaignBucketID)["BucketEncryption"] = snippet(t, `{ServerSideEncryptionConfiguration: [{ServerSideEncryptionByDefault: {SSEAlgorithm: AES256}}]}`)
+		}},
+		{"campaigns", "bucket name from the stack name", func(t *testing.T, in *input) {
+			props(in, campaignBucketID)["BucketName"] = snippet(t, `!Sub ['${AWS::StackName}-campaigns-${X}', {X: !Ref AWS::AccountId}]`)
+		}},
+		{"campaigns", "bucket allows plain HTTP", func(t *testing.T, in *input) {
+			delete(resources(in), "CampaignBucketPolicy")
+		}},
+		{"campaigns", "S3 event on every object", func(t *testing.T, in *input) {
+			delete(eventProps(in, campaignsID, "Incoming"), "Filter")
+		}},
+		{"campaigns", "S3 event on reports/", func(t *testing.T, in *input) {
+			eventProps(in, campaignsID, "Incoming")["Filter"] = snippet(t, `{S3Key: {Rules: [{Name: prefix, Value: reports/}]}}`)
+		}},
+		{"campaigns", "S3 event on deletions", func(t *testing.T, in *input) {
+			eventProps(in, campaignsID, "Incoming")["Events"] = "s3:ObjectRemoved:*"
+		}},
+		{"campaigns", "S3 event missing", func(t *testing.T, in *input) {
+			delete(events(in, campaignsID), "Incoming")
+		}},
+		{"campaigns", "runner every hour", func(t *testing.T, in *input) {
+			eventProps(in, campaignRunID, "Schedule")["Schedule"] = "rate(1 hour)"
+		}},
+		{"campaigns", "runner retried by EventBridge", func(t *testing.T, in *input) {
+			delete(eventProps(in, campaignRunID, "Schedule"), "RetryPolicy")
+		}},
+		{"campaigns", "runner with reserved concurrency", func(t *testing.T, in *input) {
+			delete(props(in, campaignRunID), "ReservedConcurrentExecutions")
+		}},
+		{"campaigns", "reserve default not below the limit", func(t *testing.T, in *input) {
+			getMap(getMap(in.tpl, "Parameters"), "WxpayApiReserve")["Default"] = 30
+		}},
+		{"campaigns", "circular dependency through the role", func(t *testing.T, in *input) {
+			statement(in, "CampaignsRole", "ReadCampaignFiles")["Resource"] = snippet(t, `!Sub '${CampaignBucket.Arn}/incoming/*'`)
+		}},
+		{"campaigns", "circular dependency through the environment", func(t *testing.T, in *input) {
+			getMap(getMap(props(in, campaignsID), "Environment"), "Variables")["WXPAY_CAMPAIGN_BUCKET"] = snippet(t, `!Ref CampaignBucket`)
+		}},
+		{"alarms", "campaign paused alarm missing", func(t *testing.T, in *input) {
+			delete(resources(in), "CampaignPausedAlarm")
+		}},
+		{"alarms", "campaign paused alarm over 5 minutes", func(t *testing.T, in *input) {
+			props(in, "CampaignPausedAlarm")["Period"] = 300
+		}},
+		{"dashboard", "no campaign sends", func(t *testing.T, in *input) {
+			sub := getMap(props(in, "Dashboard"), "DashboardBody")
+			sub["Fn::Sub"] = strings.Replace(sub["Fn::Sub"].(string), `"CampaignSends"`, `"CampaignSent"`, 1)
+		}},
+		{"dashboard", "no errors of the campaign runner", func(t *testing.T, in *input) {
+			sub := getMap(props(in, "Dashboard"), "DashboardBody")
+			sub["Fn::Sub"] = strings.Replace(sub["Fn::Sub"].(string), `"Errors", "FunctionName", "${CampaignRunFunction}"`, `"Errors", "FunctionName", "${CampaignsFunction}"`, 1)
+		}},
+		{"egress modes", "campaign runner outside the VPC", func(t *testing.T, in *input) {
+			props(in, campaignRunID)["VpcConfig"] = map[string]any{"Ref": "AWS::NoValue"}
+		}},
+		{"env/local.json", "campaign runner without its bucket", func(t *testing.T, in *input) {
+			delete(getMap(in.localEnv, campaignRunID), "WXPAY_CAMPAIGN_BUCKET")
+		}},
+		{"env/local.json", "send function without the campaign table", func(t *testing.T, in *input) {
+			delete(getMap(in.localEnv, "SendFunction"), "WXPAY_CAMPAIGN_TABLE")
+		}},
+		{"env/local.json", "functions on different campaign tables", func(t *testing.T, in *input) {
+			getMap(in.localEnv, "SendFunction")["WXPAY_CAMPAIGN_TABLE"] = "another"
+		}},
 	}
 	byName := map[string]func(*input) error{}
 	for _, c := range checks {
@@ -1424,15 +1706,21 @@ func checkAPI(in *input) error {
 		for name, ev := range events(in, f.ID) {
 			evm, _ := ev.(map[string]any)
 			typ := evm["Type"]
-			if f.Method == "" {
-				// The reconciler: its schedule only (checkReconciler).
-				if typ != "Schedule" {
-					e.add("%s: event %s has type %v; the reconciler runs on its schedule only", f.ID, name, typ)
-				}
-				continue
+			// The scheduled functions: their schedule only
+			// (checkReconciler, checkCampaigns); the campaigns function
+			// also its bucket's S3 event (checkCampaigns).
+			allowed := []any{"Api", "SQS"}
+			if len(f.Routes) == 0 {
+				allowed = nil
 			}
-			if typ != "Api" && typ != "SQS" {
-				e.add("%s: event %s has type %v; only Api (on %s) and SQS are allowed", f.ID, name, typ, api)
+			if f.Schedule {
+				allowed = append(allowed, "Schedule")
+			}
+			if f.ID == campaignsID {
+				allowed = append(allowed, "S3")
+			}
+			if !slices.Contains(allowed, typ) {
+				e.add("%s: event %s has type %v; only %v are allowed (Api on %s)", f.ID, name, typ, allowed, api)
 				continue
 			}
 			if typ != "Api" {
@@ -1454,8 +1742,9 @@ func checkRoutes(in *input) error {
 	type route struct{ fn, method, path string }
 	var got, want []route
 	for _, f := range contract {
-		if f.Method != "" {
-			want = append(want, route{f.ID, f.Method, f.Path})
+		for _, r := range f.Routes {
+			method, path, _ := strings.Cut(r, " ")
+			want = append(want, route{f.ID, method, path})
 		}
 	}
 	for _, id := range in.ofType("AWS::Serverless::Function") {
@@ -1639,7 +1928,8 @@ func checkRoles(in *input) error {
 			}
 		}
 		hasSecret := false
-		var ledgerActions, indexActions []string
+		var ledgerActions, campaignActions, s3Actions []string
+		indexActions := map[string][]string{}
 		for _, st := range roleStatements(rp) {
 			b := st.body
 			for _, k := range []string{"NotAction", "NotResource", "NotPrincipal"} {
@@ -1652,20 +1942,31 @@ func checkRoles(in *input) error {
 			}
 			res := b["Resource"]
 			// The wildcards allowed: the ledger's index ARN
-			// (${Table.Arn}/index/*) in the ledger statement's resource, the
-			// network interface ARNs and EC2's Describe actions' "*". A
-			// function with actions on the index due has its item actions
-			// on the table alone.
+			// (${Table.Arn}/index/*) in the ledger statement's resource,
+			// the campaign bucket's incoming/* and reports/*, the network
+			// interface ARNs and EC2's Describe actions' "*". A function
+			// with actions on a ledger index has its item actions on the
+			// table alone.
 			onLedger := table != "" && isLedgerResource(res, table)
-			if len(f.DueIndex) > 0 {
+			if len(f.Indexes) > 0 {
 				t, ok := getAtt(res, "Arn")
 				onLedger = ok && t == table
 			}
-			onDueIndex := table != "" && isDueIndexResource(res, table)
+			onIndex := ""
+			for _, idx := range []string{ledger.DueIndex, campaignIndex} {
+				if table != "" && isIndexResource(res, table, idx) {
+					onIndex = idx
+				}
+			}
+			onCampaignTable := false
+			if t, ok := getAtt(res, "Arn"); ok && t == campaignTableID {
+				onCampaignTable = true
+			}
+			bucketPrefix, onBucket := campaignBucketObjects(in, res)
 			onENIs := isENIResource(res)
 			onAny := res == "*"
 			checked := stringsIn(b["Action"])
-			if !onLedger && !onENIs && !onAny {
+			if !onLedger && !onENIs && !onAny && !onBucket {
 				checked = append(checked, stringsIn(res)...)
 			}
 			for _, s := range checked {
@@ -1688,16 +1989,42 @@ func checkRoles(in *input) error {
 			case onLedger:
 				allowed = f.Ledger
 				ledgerActions = append(ledgerActions, actions...)
-			case onDueIndex:
-				allowed = f.DueIndex
-				indexActions = append(indexActions, actions...)
+			case onIndex != "":
+				allowed = f.Indexes[onIndex]
+				indexActions[onIndex] = append(indexActions[onIndex], actions...)
+			case onCampaignTable:
+				allowed = f.Campaign
+				campaignActions = append(campaignActions, actions...)
+			case onBucket && f.Bucket:
+				// Read the files, write the reports: nothing else, nowhere
+				// else in the bucket.
+				switch bucketPrefix {
+				case campaignPrefix:
+					allowed = []string{"s3:GetObject"}
+				case reportsPrefix:
+					allowed = []string{"s3:PutObject"}
+				}
+				for _, a := range actions {
+					s3Actions = append(s3Actions, a+" "+bucketPrefix)
+				}
 			case isRef(res, "WxpaySecretArn"):
 				allowed = []string{"secretsmanager:GetSecretValue"}
 				hasSecret = true
 			case isRef(res, "KmsKeyArn"):
-				allowed = []string{"kms:Decrypt"}
+				// The secret's key through Secrets Manager; for a function
+				// of the bucket, also the bucket's key through S3.
+				via, _ := getMap(getMap(getMap(b, "Condition"), "StringEquals"), "kms:ViaService")["Fn::Sub"].(string)
+				switch {
+				case via == "secretsmanager.${AWS::Region}.${AWS::URLSuffix}":
+					allowed = []string{"kms:Decrypt"}
+				case via == "s3.${AWS::Region}.${AWS::URLSuffix}" && f.Bucket:
+					allowed = []string{"kms:Decrypt", "kms:GenerateDataKey"}
+				default:
+					e.add("%s: KMS statement %v: want Condition StringEquals kms:ViaService !Sub secretsmanager.${AWS::Region}.${AWS::URLSuffix}%s", roleID, b,
+						map[bool]string{true: " or s3.${AWS::Region}.${AWS::URLSuffix}"}[f.Bucket])
+				}
 				if !kmsCond(st.cond) {
-					e.add("%s: kms:Decrypt must sit under !If on a condition testing KmsKeyArn (cond %q)", roleID, st.cond)
+					e.add("%s: kms statement must sit under !If on a condition testing KmsKeyArn (cond %q)", roleID, st.cond)
 				}
 			case onENIs, onAny:
 				// Only in the VPC modes (checkEgress resolves the condition
@@ -1716,10 +2043,11 @@ func checkRoles(in *input) error {
 					allowed = []string{"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility", "sqs:GetQueueAttributes"}
 				} else {
 					want := fmt.Sprintf("exactly [!GetAtt %s.Arn, !Sub '${%s.Arn}/index/*']", table, table)
-					if len(f.DueIndex) > 0 {
-						want = fmt.Sprintf("!GetAtt %s.Arn or !Sub '${%s.Arn}/index/%s'", table, table, ledger.DueIndex)
+					if len(f.Indexes) > 0 {
+						want = fmt.Sprintf("!GetAtt %s.Arn or !Sub '${%s.Arn}/index/<%v>'", table, table, slices.Sorted(maps.Keys(f.Indexes)))
 					}
-					e.add("%s: resource %v is not the secret, its KMS key, %s's log group, %s's queue or %s", roleID, res, f.ID, f.ID, want)
+					e.add("%s: resource %v is not the secret, its KMS key, %s's log group, %s's queue, %s or %s, or (campaign functions) %s's incoming/* or reports/*",
+						roleID, res, f.ID, f.ID, want, campaignTableID, campaignBucketID)
 					continue
 				}
 			}
@@ -1737,18 +2065,24 @@ func checkRoles(in *input) error {
 		}
 		// Exactly the function's item actions: none missing (the function
 		// would answer LEDGER_UNAVAILABLE) and none more.
-		got, want := slices.Clone(ledgerActions), slices.Clone(f.Ledger)
-		slices.Sort(got)
-		slices.Sort(want)
-		if got = slices.Compact(got); !slices.Equal(got, want) {
-			e.add("%s: ledger actions %v, want exactly %v on the ledger table", roleID, got, want)
+		exactly := func(what string, got, want []string) {
+			got, want = slices.Clone(got), slices.Clone(want)
+			slices.Sort(got)
+			slices.Sort(want)
+			if got = slices.Compact(got); !slices.Equal(got, want) {
+				e.add("%s: %s %v, want exactly %v", roleID, what, got, want)
+			}
 		}
-		got, want = slices.Clone(indexActions), slices.Clone(f.DueIndex)
-		slices.Sort(got)
-		slices.Sort(want)
-		if got = slices.Compact(got); !slices.Equal(got, want) {
-			e.add("%s: actions %v on the index %s, want exactly %v", roleID, got, ledger.DueIndex, want)
+		exactly("ledger actions on the ledger table", ledgerActions, f.Ledger)
+		for _, idx := range []string{ledger.DueIndex, campaignIndex} {
+			exactly("actions on the ledger's index "+idx, indexActions[idx], f.Indexes[idx])
 		}
+		exactly("actions on "+campaignTableID, campaignActions, f.Campaign)
+		var wantS3 []string
+		if f.Bucket {
+			wantS3 = []string{"s3:GetObject " + campaignPrefix, "s3:PutObject " + reportsPrefix}
+		}
+		exactly("actions on "+campaignBucketID, s3Actions, wantS3)
 	}
 	if d := getMap(getMap(in.tpl, "Parameters"), "KmsKeyArn")["Default"]; d != "" {
 		e.add("parameter KmsKeyArn: Default is %v, want '' (optional)", d)
@@ -1862,16 +2196,41 @@ func checkRuntimeConfig(in *input) error {
 	for _, f := range contract {
 		t, ok := in.number(fnProp(in, f.ID, "Timeout"))
 		switch {
-		case f.Method == "":
+		case f.Timeout != 0:
 			// The reconciler: a pass has a minute, the default schedule's
-			// interval.
-			if !ok || t != reconcilerTimeout {
-				e.add("%s: Timeout %v, want %d s", f.ID, fnProp(in, f.ID, "Timeout"), reconcilerTimeout)
+			// interval. The campaign runner: Lambda's longest, 15 minutes
+			// of sending under one lease.
+			if !ok || t != f.Timeout {
+				e.add("%s: Timeout %v, want %v s", f.ID, fnProp(in, f.ID, "Timeout"), f.Timeout)
 			}
 		case !ok || t >= apiGatewayTimeout:
 			e.add("%s: Timeout %v, want below API Gateway's %d s integration timeout", f.ID, fnProp(in, f.ID, "Timeout"), apiGatewayTimeout)
 		}
+		if f.MemorySize != 0 {
+			if m, ok := in.number(fnProp(in, f.ID, "MemorySize")); !ok || m != f.MemorySize {
+				e.add("%s: MemorySize %v, want %v", f.ID, fnProp(in, f.ID, "MemorySize"), f.MemorySize)
+			}
+		}
 		env := fnEnv(in, f.ID)
+		// The campaigns' variables: exactly the function's, each the
+		// table, the bucket or the parameter it names.
+		for k, target := range campaignEnv {
+			v, has := env[k]
+			switch {
+			case !slices.Contains(f.Env, k):
+				if has {
+					e.add("%s: %s %v set; the function has no use for it", f.ID, k, v)
+				}
+			case k == "WXPAY_CAMPAIGN_BUCKET":
+				name, vars, ok := bucketNameSub(in)
+				derived := ok && reflect.DeepEqual(v, map[string]any{"Fn::Sub": []any{name, vars}})
+				if !isRef(v, target) && !derived {
+					e.add("%s: %s %v, want !Ref %s or the bucket's own BucketName", f.ID, k, v, target)
+				}
+			case !isRef(v, target):
+				e.add("%s: %s %v, want !Ref %s", f.ID, k, v, target)
+			}
+		}
 		if !isRef(env["WXPAY_SECRET_ID"], "WxpaySecretArn") {
 			e.add("%s: WXPAY_SECRET_ID %v, want !Ref WxpaySecretArn", f.ID, env["WXPAY_SECRET_ID"])
 		}
@@ -1894,7 +2253,7 @@ func checkRuntimeConfig(in *input) error {
 		if table, err := ledgerTable(in); err != nil || !isRef(env["WXPAY_LEDGER_TABLE"], table) {
 			e.add("%s: WXPAY_LEDGER_TABLE %v, want !Ref <the ledger table>", f.ID, env["WXPAY_LEDGER_TABLE"])
 		}
-		for _, k := range []string{"AWS_ENDPOINT_URL_SECRETS_MANAGER", "AWS_ENDPOINT_URL_DYNAMODB", "SSL_CERT_FILE"} {
+		for _, k := range []string{"AWS_ENDPOINT_URL_SECRETS_MANAGER", "AWS_ENDPOINT_URL_DYNAMODB", "AWS_ENDPOINT_URL_S3", "SSL_CERT_FILE"} {
 			if v, ok := env[k]; ok && !isNoValue(v) {
 				e.add("%s: %s is %v; it may only be declared as !Ref AWS::NoValue", f.ID, k, v)
 			}
@@ -1926,6 +2285,15 @@ func checkOutputs(in *input) error {
 		wantRefs["LedgerTableName"] = table
 	} else {
 		e.add("%v", err)
+	}
+	wantRefs["CampaignTableName"] = campaignTableID
+	wantRefs["CampaignBucketName"] = campaignBucketID
+	if len(apis) == 1 {
+		stage, _ := props(in, apis[0])["StageName"].(string)
+		sub, _ := getMap(getMap(out, "CampaignsApiUrl"), "Value")["Fn::Sub"].(string)
+		if want := fmt.Sprintf("https://${%s}.execute-api.${AWS::Region}.${AWS::URLSuffix}/%s/campaigns", apis[0], stage); sub != want {
+			e.add("output CampaignsApiUrl: %q, want !Sub %q", sub, want)
+		}
 	}
 	for _, f := range contract {
 		wantRefs[f.ID+"Name"] = f.ID
@@ -1993,7 +2361,7 @@ var samCLIVars = []string{"AWS_REGION", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_
 func checkLocalEnv(in *input) error {
 	var e errs
 	known := map[string]bool{}
-	tables := map[string][]string{}
+	tables, campaignTables := map[string][]string{}, map[string][]string{}
 	for _, f := range contract {
 		known[f.ID] = true
 		vars, ok := in.localEnv[f.ID].(map[string]any)
@@ -2018,10 +2386,26 @@ func checkLocalEnv(in *input) error {
 		if s, _ := vars["WXPAY_LEDGER_TABLE"].(string); s != "" {
 			tables[s] = append(tables[s], f.ID)
 		}
+		// The campaigns' table and bucket, where the function has them:
+		// sam local would otherwise pass the logical id as the name.
+		for _, k := range []string{"WXPAY_CAMPAIGN_TABLE", "WXPAY_CAMPAIGN_BUCKET"} {
+			s, _ := vars[k].(string)
+			if slices.Contains(f.Env, k) && s == "" {
+				e.add("env/local.json: %s.%s must be set for sam local", f.ID, k)
+			}
+			if s != "" {
+				campaignTables[k+" "+s] = append(campaignTables[k+" "+s], f.ID)
+			}
+		}
 	}
 	// One ledger: a replay or a query must see what any function recorded.
 	if len(tables) > 1 {
 		e.add("env/local.json: the functions name different ledger tables %v", tables)
+	}
+	// One campaign table and bucket: the sends and the campaigns share the
+	// pacing window.
+	if len(campaignTables) > 2 {
+		e.add("env/local.json: the functions name different campaign tables or buckets %v", campaignTables)
 	}
 	for k := range in.localEnv {
 		if !known[k] && k != "Parameters" {
@@ -2031,13 +2415,17 @@ func checkLocalEnv(in *input) error {
 	return e.err()
 }
 
-// ledgerTable is the template's one AWS::DynamoDB::Table, the ledger.
+// ledgerTableID is the ledger's logical id.
+const ledgerTableID = "LedgerTable"
+
+// ledgerTable is the ledger, LedgerTable, when the template's tables are
+// exactly it and CampaignTable.
 func ledgerTable(in *input) (string, error) {
 	ids := in.ofType("AWS::DynamoDB::Table")
-	if len(ids) != 1 {
-		return "", fmt.Errorf("want exactly one AWS::DynamoDB::Table (the ledger), got %v", ids)
+	if want := []string{campaignTableID, ledgerTableID}; !slices.Equal(ids, want) {
+		return "", fmt.Errorf("AWS::DynamoDB::Table resources %v, want exactly %v (the ledger and the campaigns)", ids, want)
 	}
-	return ids[0], nil
+	return ledgerTableID, nil
 }
 
 // isLedgerResource reports whether res is exactly the table and its
@@ -2060,14 +2448,59 @@ func isLedgerResource(res any, table string) bool {
 	return arn == 1 && index == 1
 }
 
-// isDueIndexResource reports whether res is exactly the reconciler's index:
-// !Sub '${<table>.Arn}/index/due', alone or as a list of one.
-func isDueIndexResource(res any, table string) bool {
+// isIndexResource reports whether res is exactly the ledger's index idx:
+// !Sub '${<table>.Arn}/index/<idx>', alone or as a list of one.
+func isIndexResource(res any, table, idx string) bool {
 	if l, ok := res.([]any); ok && len(l) == 1 {
 		res = l[0]
 	}
 	m, ok := res.(map[string]any)
-	return ok && len(m) == 1 && m["Fn::Sub"] == "${"+table+".Arn}/index/"+ledger.DueIndex
+	return ok && len(m) == 1 && m["Fn::Sub"] == "${"+table+".Arn}/index/"+idx
+}
+
+// campaignBucketObjects reports whether res is exactly the objects under
+// one prefix of CampaignBucket, and which prefix ("incoming/"): either
+// !Sub '${CampaignBucket.Arn}/<prefix>*', or, where a reference to the
+// bucket would close a circle (the function its notification invokes),
+// !Sub ['arn:${AWS::Partition}:s3:::<the bucket's BucketName>/<prefix>*',
+// <the BucketName's variables>].
+func campaignBucketObjects(in *input, res any) (string, bool) {
+	if l, ok := res.([]any); ok && len(l) == 1 {
+		res = l[0]
+	}
+	m, ok := res.(map[string]any)
+	if !ok || len(m) != 1 {
+		return "", false
+	}
+	var objects string
+	switch sub := m["Fn::Sub"].(type) {
+	case string:
+		objects, ok = strings.CutPrefix(sub, "${"+campaignBucketID+".Arn}/")
+	case []any:
+		name, vars, isSub := bucketNameSub(in)
+		if !isSub || len(sub) != 2 || !reflect.DeepEqual(sub[1], vars) {
+			return "", false
+		}
+		s, _ := sub[0].(string)
+		objects, ok = strings.CutPrefix(s, "arn:${AWS::Partition}:s3:::"+name+"/")
+	default:
+		return "", false
+	}
+	prefix, isAll := strings.CutSuffix(objects, "*")
+	if !ok || !isAll || !strings.HasSuffix(prefix, "/") || strings.ContainsAny(prefix, "*?$") {
+		return "", false
+	}
+	return prefix, true
+}
+
+// bucketNameSub is CampaignBucket's BucketName, !Sub [name, vars].
+func bucketNameSub(in *input) (string, any, bool) {
+	l, ok := getMap(props(in, campaignBucketID), "BucketName")["Fn::Sub"].([]any)
+	if !ok || len(l) != 2 {
+		return "", nil, false
+	}
+	name, ok := l[0].(string)
+	return name, l[1], ok
 }
 
 // isTrue reports whether a CloudFormation boolean is true (YAML true, or
@@ -2075,8 +2508,10 @@ func isDueIndexResource(res any, table string) bool {
 func isTrue(v any) bool { return v == true || v == "true" }
 
 // bannedLedgerGrant reports whether s grants what no function may do to
-// the ledger: delete, scan or batch-write items, any dynamodb wildcard, or
-// a managed policy or SAM policy template that includes DeleteItem.
+// either table: delete or batch-write items, any dynamodb wildcard, or a
+// managed policy or SAM policy template that includes DeleteItem. (Scan,
+// granted on CampaignTable alone, is checked by statement:
+// scansOnlyCampaigns.)
 func bannedLedgerGrant(s string) bool {
 	l := strings.ToLower(s)
 	if strings.HasPrefix(l, "dynamodb:") {
@@ -2084,7 +2519,7 @@ func bannedLedgerGrant(s string) bool {
 			return true
 		}
 		switch strings.TrimPrefix(l, "dynamodb:") {
-		case "deleteitem", "scan", "batchwriteitem", "partiqldelete", "deletetable":
+		case "deleteitem", "batchwriteitem", "partiqldelete", "deletetable":
 			return true
 		}
 	}
@@ -2115,6 +2550,29 @@ func keysAndStringsIn(v any) []string {
 	return out
 }
 
+// scansOnlyCampaigns: every statement of every role or policy of the
+// template that grants dynamodb:Scan grants it on CampaignTable alone
+// (listing campaigns), never on the ledger or its indexes.
+func scansOnlyCampaigns(in *input) error {
+	var e errs
+	for id := range resources(in) {
+		var sts []roleStmt
+		switch resource(in, id)["Type"] {
+		case "AWS::IAM::Role":
+			sts = roleStatements(props(in, id))
+		case "AWS::IAM::Policy", "AWS::IAM::ManagedPolicy", "AWS::IAM::RolePolicy":
+			sts = roleStatements(map[string]any{"Policies": []any{props(in, id)}})
+		}
+		for _, st := range sts {
+			scan := slices.ContainsFunc(stringsIn(st.body["Action"]), func(a string) bool { return strings.EqualFold(a, "dynamodb:Scan") })
+			if t, ok := getAtt(st.body["Resource"], "Arn"); scan && (!ok || t != campaignTableID) {
+				e.add("%s: dynamodb:Scan on %v; only %s may be scanned, never the ledger", id, st.body["Resource"], campaignTableID)
+			}
+		}
+	}
+	return e.err()
+}
+
 // checkLedgerTable: one DynamoDB table, keyed HASH mch_id, RANGE mch_billno
 // (strings), on-demand, with point-in-time recovery, encryption under the
 // AWS managed key, deletion protection, kept when the stack is deleted or
@@ -2124,8 +2582,11 @@ func checkLedgerTable(in *input) error {
 	var e errs
 	for _, s := range keysAndStringsIn([]any{resources(in), getMap(in.tpl, "Globals")}) {
 		if bannedLedgerGrant(s) {
-			e.add("%q in the template: no function deletes, scans or batch-writes ledger items", s)
+			e.add("%q in the template: no function deletes or batch-writes items", s)
 		}
+	}
+	if err := scansOnlyCampaigns(in); err != nil {
+		e.add("%w", err)
 	}
 	if ids := in.ofType("AWS::Serverless::SimpleTable"); len(ids) > 0 {
 		e.add("AWS::Serverless::SimpleTable %v: the ledger is an AWS::DynamoDB::Table", ids)
@@ -2398,8 +2859,8 @@ func checkReconciler(in *input) error {
 		}
 	}
 	for k := range own {
-		if !slices.Contains(reconcilerEnv, k) {
-			e.add("%s: own variable %s; the reconciler's are %v", f, k, reconcilerEnv)
+		if !slices.Contains(reconcilerEnv, k) && k != "WXPAY_CAMPAIGN_TABLE" {
+			e.add("%s: own variable %s; the reconciler's are %v and WXPAY_CAMPAIGN_TABLE", f, k, reconcilerEnv)
 		}
 	}
 	return e.err()
@@ -2418,6 +2879,11 @@ var metricDims = map[string][]string{
 	"NeedsAttention":            nil,
 	"UnknownOverOneHour":        nil,
 	"OldestUnsettledAgeSeconds": nil,
+	// The campaigns' (the runner's): written without dimensions, as the
+	// alarm on CampaignPaused and the dashboard read them.
+	"CampaignSends":      nil,
+	"CampaignPaused":     nil,
+	"CampaignFreqLimits": nil,
 }
 
 // alarmSpec is an alarm of the template, exactly.
@@ -2437,6 +2903,8 @@ var alarmSpecs = []alarmSpec{
 	{"NeedsAttentionAlarm", metricsNamespace, "NeedsAttention", "Sum", "GreaterThanThreshold", 0, 300, 1, "notBreaching"},
 	// No pass of the reconciler in 15 minutes: its gauge is missing.
 	{"ReconcilerStalledAlarm", metricsNamespace, "OldestUnsettledAgeSeconds", "SampleCount", "LessThanThreshold", 1, 300, 3, "breaching"},
+	// A campaign paused (NOTENOUGH and the like).
+	{"CampaignPausedAlarm", metricsNamespace, "CampaignPaused", "Sum", "GreaterThanThreshold", 0, 60, 1, "notBreaching"},
 }
 
 // checkAlarms: exactly the alarms of alarmSpecs, each on its metric (the
@@ -3561,4 +4029,366 @@ func checkPartition(in *input) error {
 		}
 	}
 	return e.err()
+}
+
+// ---------------------------------------------------------------------------
+// Campaigns
+
+// checkCampaigns: the rate parameters; CampaignTable kept like the ledger
+// (Retain, deletion protection, point-in-time recovery, on-demand, the AWS
+// managed key), keyed by id alone; CampaignBucket private, versioned,
+// encrypted (KmsKeyArn when given, else SSE-S3), TLS only, kept, named
+// without a reference to anything of the stack; the one S3 event (objects
+// created under incoming/, to CampaignsFunction); the runner on its
+// schedule of every minute, retried by neither EventBridge nor Lambda,
+// without reserved concurrency; and no circular dependency among the
+// resources, as SAM wires the event sources (the bucket's notification
+// refers to the function it invokes).
+func checkCampaigns(in *input) error {
+	var e errs
+	params := getMap(in.tpl, "Parameters")
+	for _, p := range []struct {
+		name     string
+		def, min float64
+	}{{"WxpayRateLimit", 30, 1}, {"WxpayApiReserve", 10, 0}} {
+		d := getMap(params, p.name)
+		def, okD := in.number(d["Default"])
+		lo, okM := in.number(d["MinValue"])
+		if d["Type"] != "Number" || !okD || def != p.def || !okM || lo != p.min {
+			e.add("parameter %s: Type %v, Default %v, MinValue %v; want Number, %v, %v", p.name, d["Type"], d["Default"], d["MinValue"], p.def, p.min)
+		}
+	}
+	// CloudFormation's Rules cannot compare numbers: the defaults at least
+	// leave the campaigns room (WxpayRateLimit - WxpayApiReserve > 0).
+	limit, _ := in.number(getMap(params, "WxpayRateLimit")["Default"])
+	reserve, _ := in.number(getMap(params, "WxpayApiReserve")["Default"])
+	if reserve >= limit {
+		e.add("parameters: WxpayApiReserve's default %v is not below WxpayRateLimit's %v: campaigns could never send", reserve, limit)
+	}
+
+	// The table.
+	if r := resource(in, campaignTableID); r["Type"] != "AWS::DynamoDB::Table" {
+		e.add("%s: missing or not an AWS::DynamoDB::Table (%v)", campaignTableID, r["Type"])
+	} else {
+		for _, k := range []string{"DeletionPolicy", "UpdateReplacePolicy"} {
+			if r[k] != "Retain" {
+				e.add("%s: %s is %v, want Retain", campaignTableID, k, r[k])
+			}
+		}
+		p := props(in, campaignTableID)
+		if p["BillingMode"] != "PAY_PER_REQUEST" {
+			e.add("%s: BillingMode %v, want PAY_PER_REQUEST", campaignTableID, p["BillingMode"])
+		}
+		if v := getMap(p, "PointInTimeRecoverySpecification")["PointInTimeRecoveryEnabled"]; !isTrue(v) {
+			e.add("%s: point-in-time recovery %v, want true", campaignTableID, v)
+		}
+		sse := getMap(p, "SSESpecification")
+		if !isTrue(sse["SSEEnabled"]) || sse["SSEType"] != "KMS" {
+			e.add("%s: SSESpecification %v, want SSEEnabled, SSEType KMS", campaignTableID, sse)
+		}
+		if k, ok := sse["KMSMasterKeyId"]; ok {
+			e.add("%s: KMSMasterKeyId %v: the AWS managed key, as the ledger (the send functions' roles grant no KMS key for DynamoDB)", campaignTableID, k)
+		}
+		if !isTrue(p["DeletionProtectionEnabled"]) {
+			e.add("%s: DeletionProtectionEnabled %v, want true", campaignTableID, p["DeletionProtectionEnabled"])
+		}
+		if v, ok := p["TimeToLiveSpecification"]; ok {
+			e.add("%s: TimeToLiveSpecification %v: campaigns are never deleted", campaignTableID, v)
+		}
+		wantDefs := []any{map[string]any{"AttributeName": "id", "AttributeType": "S"}}
+		wantKey := []any{map[string]any{"AttributeName": "id", "KeyType": "HASH"}}
+		if !reflect.DeepEqual(p["AttributeDefinitions"], wantDefs) || !reflect.DeepEqual(p["KeySchema"], wantKey) {
+			e.add("%s: AttributeDefinitions %v, KeySchema %v; want HASH id (S) alone", campaignTableID, p["AttributeDefinitions"], p["KeySchema"])
+		}
+		for _, k := range []string{"GlobalSecondaryIndexes", "LocalSecondaryIndexes"} {
+			if v, ok := p[k]; ok {
+				e.add("%s: %s %v, want none", campaignTableID, k, v)
+			}
+		}
+	}
+
+	// The bucket.
+	if r := resource(in, campaignBucketID); r["Type"] != "AWS::S3::Bucket" {
+		e.add("%s: missing or not an AWS::S3::Bucket (%v)", campaignBucketID, r["Type"])
+	} else {
+		for _, k := range []string{"DeletionPolicy", "UpdateReplacePolicy"} {
+			if r[k] != "Retain" {
+				e.add("%s: %s is %v, want Retain (campaign files and reports are records of payments)", campaignBucketID, k, r[k])
+			}
+		}
+		p := props(in, campaignBucketID)
+		pab := getMap(p, "PublicAccessBlockConfiguration")
+		for _, k := range []string{"BlockPublicAcls", "BlockPublicPolicy", "IgnorePublicAcls", "RestrictPublicBuckets"} {
+			if !isTrue(pab[k]) {
+				e.add("%s: PublicAccessBlockConfiguration.%s %v, want true", campaignBucketID, k, pab[k])
+			}
+		}
+		if v := getMap(p, "VersioningConfiguration")["Status"]; v != "Enabled" {
+			e.add("%s: versioning %v, want Enabled", campaignBucketID, v)
+		}
+		if v := getMap(p, "OwnershipControls")["Rules"]; !reflect.DeepEqual(v, []any{map[string]any{"ObjectOwnership": "BucketOwnerEnforced"}}) {
+			e.add("%s: OwnershipControls.Rules %v, want BucketOwnerEnforced (ACLs disabled)", campaignBucketID, v)
+		}
+		sse, _ := getMap(p, "BucketEncryption")["ServerSideEncryptionConfiguration"].([]any)
+		var byDefault any
+		if len(sse) == 1 {
+			byDefault = getMap(sse[0].(map[string]any), "ServerSideEncryptionByDefault")
+		}
+		ifv, ok := fnIf(byDefault)
+		conds := getMap(in.tpl, "Conditions")
+		if !ok || !slices.Contains(refsIn(conds[fmt.Sprint(ifv[0])]), "KmsKeyArn") ||
+			!reflect.DeepEqual(ifv[1], map[string]any{"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": map[string]any{"Ref": "KmsKeyArn"}}) ||
+			!reflect.DeepEqual(ifv[2], map[string]any{"SSEAlgorithm": "AES256"}) {
+			e.add("%s: default encryption %v, want !If [<KmsKeyArn given>, aws:kms with !Ref KmsKeyArn, AES256]", campaignBucketID, getMap(p, "BucketEncryption"))
+		}
+		// The name: no reference to a resource (see CampaignBucket's
+		// comment), lower case, at most 63 characters in the longest
+		// region name.
+		name, vars, ok := bucketNameSub(in)
+		if !ok {
+			e.add("%s: BucketName %v, want !Sub [<name>, <variables>] derived from the account, region and stack id", campaignBucketID, p["BucketName"])
+		} else {
+			for _, r := range append(refsIn(vars), subNames(name)...) {
+				if _, isRes := resources(in)[r]; isRes {
+					e.add("%s: BucketName refers to %s: the bucket's notification refers to %s, so a reference here would close a circle", campaignBucketID, r, campaignsID)
+				}
+			}
+			// Only the account, the region and the variables, from the
+			// stack id (lower-case hex): a stack name may have capitals.
+			vm, _ := vars.(map[string]any)
+			for _, n := range subNames(name) {
+				if _, own := vm[n]; !own && n != "AWS::AccountId" && n != "AWS::Region" {
+					e.add("%s: BucketName uses ${%s}; want only ${AWS::AccountId}, ${AWS::Region} and parts of AWS::StackId", campaignBucketID, n)
+				}
+			}
+			if r := refsIn(vars); len(vm) == 0 || slices.ContainsFunc(r, func(x string) bool { return x != "AWS::StackId" }) {
+				e.add("%s: BucketName's variables %v, want parts of AWS::StackId only", campaignBucketID, vars)
+			}
+			longest := subVarRE.ReplaceAllStringFunc(name, func(m string) string {
+				switch m {
+				case "${AWS::AccountId}":
+					return "123456789012"
+				case "${AWS::Region}":
+					return "ap-southeast-5"
+				}
+				return "abcdef012345" // the last group of the stack id
+			})
+			if len(longest) > 63 || strings.ToLower(longest) != longest {
+				e.add("%s: BucketName %q: %q is not a valid bucket name (lower case, at most 63)", campaignBucketID, name, longest)
+			}
+		}
+	}
+
+	// TLS only.
+	denied := false
+	for _, id := range in.ofType("AWS::S3::BucketPolicy") {
+		p := props(in, id)
+		if !isRef(p["Bucket"], campaignBucketID) {
+			continue
+		}
+		sts, _ := getMap(p, "PolicyDocument")["Statement"].([]any)
+		for _, st := range sts {
+			sm, _ := st.(map[string]any)
+			res := sm["Resource"]
+			all := reflect.DeepEqual(res, []any{map[string]any{"Fn::GetAtt": []any{campaignBucketID, "Arn"}}, map[string]any{"Fn::Sub": "${" + campaignBucketID + ".Arn}/*"}})
+			if sm["Effect"] == "Deny" && sm["Principal"] == "*" && sm["Action"] == "s3:*" && all &&
+				fmt.Sprint(getMap(getMap(sm, "Condition"), "Bool")["aws:SecureTransport"]) == "false" {
+				denied = true
+			}
+		}
+	}
+	if !denied {
+		e.add("%s: no bucket policy denying s3:* to * on the bucket and its objects when aws:SecureTransport is false", campaignBucketID)
+	}
+
+	// The one S3 event.
+	var s3Events []string
+	for _, id := range in.ofType("AWS::Serverless::Function") {
+		for name, ev := range events(in, id) {
+			evm, _ := ev.(map[string]any)
+			if evm["Type"] != "S3" {
+				continue
+			}
+			s3Events = append(s3Events, id+"."+name)
+			p := getMap(evm, "Properties")
+			rules, _ := getMap(getMap(p, "Filter"), "S3Key")["Rules"].([]any)
+			wantRules := []any{map[string]any{"Name": "prefix", "Value": campaignPrefix}}
+			if id != campaignsID || !isRef(p["Bucket"], campaignBucketID) || p["Events"] != campaignS3Event || !reflect.DeepEqual(rules, wantRules) {
+				e.add("%s: S3 event %s: Bucket %v, Events %v, rules %v; want %s on !Ref %s, %s, prefix %s", id, name, p["Bucket"], p["Events"], rules, campaignsID, campaignBucketID, campaignS3Event, campaignPrefix)
+			}
+		}
+	}
+	if len(s3Events) != 1 {
+		e.add("S3 events %v, want one: %s's, on %s", s3Events, campaignsID, campaignBucketID)
+	}
+
+	// The runner.
+	f := campaignRunID
+	var sched []map[string]any
+	for _, ev := range events(in, f) {
+		if evm, _ := ev.(map[string]any); evm["Type"] == "Schedule" {
+			sched = append(sched, getMap(evm, "Properties"))
+		}
+	}
+	if len(sched) != 1 {
+		e.add("%s: %d Schedule events, want one", f, len(sched))
+	} else {
+		p := sched[0]
+		if p["Schedule"] != "rate(1 minute)" {
+			e.add("%s: Schedule %v, want rate(1 minute)", f, p["Schedule"])
+		}
+		if v, ok := p["Enabled"]; ok && !isTrue(v) {
+			e.add("%s: schedule Enabled %v: no campaign would run", f, v)
+		}
+		for _, k := range []string{"Input", "InputPath", "InputTransformer", "State"} {
+			if v, ok := p[k]; ok {
+				e.add("%s: schedule %s %v", f, k, v)
+			}
+		}
+		if n, ok := in.number(getMap(p, "RetryPolicy")["MaximumRetryAttempts"]); !ok || n != 0 {
+			e.add("%s: schedule RetryPolicy.MaximumRetryAttempts %v, want 0 (the next run comes with the schedule)", f, getMap(p, "RetryPolicy")["MaximumRetryAttempts"])
+		}
+	}
+	eic := getMap(props(in, f), "EventInvokeConfig")
+	if n, ok := in.number(eic["MaximumRetryAttempts"]); !ok || n != 0 {
+		e.add("%s: EventInvokeConfig.MaximumRetryAttempts %v, want 0", f, eic["MaximumRetryAttempts"])
+	}
+	if v := props(in, f)["ReservedConcurrentExecutions"]; !isNoValue(v) {
+		e.add("%s: ReservedConcurrentExecutions %v, want !Ref AWS::NoValue (the lease keeps one runner per campaign)", f, v)
+	}
+
+	if c := dependencyCycle(in); c != nil {
+		e.add("circular dependency: %v", c)
+	}
+	return e.err()
+}
+
+// subNames lists the names a Fn::Sub string refers to (${Name},
+// ${Name.Attr}), without the ${!Literal}s.
+func subNames(s string) []string {
+	var out []string
+	for _, m := range subNameRE.FindAllStringSubmatch(s, -1) {
+		out = append(out, m[1])
+	}
+	return out
+}
+
+// dependencyCycle returns a cycle among the template's resources, or nil:
+// a resource depends on what it refers to (Ref, GetAtt, Sub, DependsOn), a
+// function also on what the Globals' function properties refer to, and an
+// event source on the function it invokes (SAM puts an S3 event into the
+// bucket's notification and an Api event into the API's body), not the
+// other way round.
+func dependencyCycle(in *input) []string {
+	deps := map[string][]string{}
+	add := func(from string, v any) {
+		for _, r := range refsAndSubs(v) {
+			if _, ok := resources(in)[r]; ok {
+				deps[from] = append(deps[from], r)
+			}
+		}
+	}
+	for id := range resources(in) {
+		r := resource(in, id)
+		add(id, r["DependsOn"])
+		if _, ok := r["DependsOn"].(string); ok {
+			deps[id] = append(deps[id], r["DependsOn"].(string))
+		}
+		p := maps.Clone(props(in, id))
+		if r["Type"] == "AWS::Serverless::Function" {
+			for _, ev := range events(in, id) {
+				evm, _ := ev.(map[string]any)
+				ep := getMap(evm, "Properties")
+				switch evm["Type"] {
+				case "S3":
+					if b, ok := ref(ep["Bucket"]); ok {
+						deps[b] = append(deps[b], id)
+					}
+				case "Api":
+					if a, ok := ref(ep["RestApiId"]); ok {
+						deps[a] = append(deps[a], id)
+					}
+				}
+			}
+			delete(p, "Events")
+			add(id, globalsFn(in))
+		}
+		add(id, p)
+	}
+	state := map[string]int{} // 1 on the path, 2 done
+	var path []string
+	var visit func(string) []string
+	visit = func(n string) []string {
+		switch state[n] {
+		case 1:
+			i := slices.Index(path, n)
+			return append(slices.Clone(path[i:]), n)
+		case 2:
+			return nil
+		}
+		state[n] = 1
+		path = append(path, n)
+		for _, d := range deps[n] {
+			if c := visit(d); c != nil {
+				return c
+			}
+		}
+		path = path[:len(path)-1]
+		state[n] = 2
+		return nil
+	}
+	for _, id := range slices.Sorted(maps.Keys(resources(in))) {
+		if c := visit(id); c != nil {
+			return c
+		}
+	}
+	return nil
+}
+
+// refsAndSubs lists what v refers to: Refs, GetAtts, the names in Fn::Sub
+// strings (less a list form's own variables) and DependsOn strings.
+func refsAndSubs(v any) []string {
+	var out []string
+	var walk func(any)
+	walk = func(v any) {
+		switch x := v.(type) {
+		case string:
+		case map[string]any:
+			if s, ok := ref(x); ok {
+				out = append(out, s)
+				return
+			}
+			if l, ok := x["Fn::GetAtt"].([]any); ok && len(l) == 2 {
+				s, _ := l[0].(string)
+				out = append(out, s)
+				return
+			}
+			switch sub := x["Fn::Sub"].(type) {
+			case string:
+				out = append(out, subNames(sub)...)
+				return
+			case []any:
+				if len(sub) == 2 {
+					s, _ := sub[0].(string)
+					vars := getMap(map[string]any{"v": sub[1]}, "v")
+					for _, n := range subNames(s) {
+						if _, own := vars[n]; !own {
+							out = append(out, n)
+						}
+					}
+					walk(sub[1])
+					return
+				}
+			}
+			for _, c := range x {
+				walk(c)
+			}
+		case []any:
+			for _, c := range x {
+				walk(c)
+			}
+		}
+	}
+	walk(v)
+	return out
 }
