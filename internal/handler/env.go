@@ -10,6 +10,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 
+	"github.com/redpacket-lambda/wxredpack/internal/campaign"
 	"github.com/redpacket-lambda/wxredpack/internal/credstore"
 	"github.com/redpacket-lambda/wxredpack/internal/ledger"
 )
@@ -32,6 +33,13 @@ func FromEnv(ctx context.Context, op Operation) *Handler {
 	}
 	if settings.Ledger, err = ledgerFromEnv(ctx, logger); err != nil {
 		return broken(op, settings, logger, &credstore.ConfigError{Field: "aws", Reason: "cannot load the AWS SDK configuration", Err: err})
+	}
+	table, err := campaignTableFromEnv(ctx)
+	if err != nil {
+		return broken(op, settings, logger, &credstore.ConfigError{Field: "aws", Reason: "cannot load the AWS SDK configuration", Err: err})
+	}
+	if table != nil {
+		settings.Window = table
 	}
 	store, err := credstore.FromEnv(ctx, settings.NewClient, logger)
 	if err != nil {
@@ -69,4 +77,20 @@ func ledgerFromEnv(ctx context.Context, logger *slog.Logger) (ledger.Store, erro
 		return nil, err
 	}
 	return ledger.NewDynamoDB(dynamodb.NewFromConfig(cfg), table), nil
+}
+
+// campaignTableFromEnv is the campaign table WXPAY_CAMPAIGN_TABLE names:
+// the campaigns, and the stack's shared count of sends per second (one
+// item per merchant). Nil without the variable: no campaign shares the
+// merchant's rate.
+func campaignTableFromEnv(ctx context.Context) (*campaign.DynamoDB, error) {
+	table := strings.TrimSpace(os.Getenv("WXPAY_CAMPAIGN_TABLE"))
+	if table == "" {
+		return nil, nil
+	}
+	cfg, err := config.LoadDefaultConfig(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return campaign.NewDynamoDB(dynamodb.NewFromConfig(cfg), table), nil
 }

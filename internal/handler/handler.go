@@ -125,6 +125,7 @@ func (h *Handler) send(ctx context.Context, src Source, c call) answer {
 	}
 	req := payout.Request{API: h.op.API(), Fields: c.fields(client.MchID()), Source: string(src), Caller: c.caller}
 	out, err := h.payout.Send(ctx, req, func(ctx context.Context) (any, error) {
+		h.countSend(ctx, client.MchID())
 		return credstore.Do(ctx, h.store, func(client *wxpay.Client) (any, error) {
 			return c.send(ctx, client)
 		})
@@ -135,6 +136,18 @@ func (h *Handler) send(ctx context.Context, src Source, c call) answer {
 	a := success(c, out.Result, attemptsOf(out.Result))
 	a.replayed = out.Replayed
 	return a
+}
+
+// countSend counts a send in the stack's shared count of sends per second,
+// so that running campaigns leave it room. A failure is logged and the
+// send goes on: an API send never waits for a campaign.
+func (h *Handler) countSend(ctx context.Context, mchID string) {
+	if h.settings.Window == nil {
+		return
+	}
+	if err := h.settings.Window.Count(ctx, mchID, time.Now()); err != nil {
+		h.log.WarnContext(ctx, "the send could not be counted in the shared send window; campaigns may take its room", slog.String("error", err.Error()))
+	}
 }
 
 // query reads the red packet's record at WeChat and, when the ledger has

@@ -14,6 +14,7 @@ import (
 	"github.com/go-json-experiment/json"
 	"github.com/go-json-experiment/json/jsontext"
 
+	"github.com/redpacket-lambda/wxredpack/internal/campaign"
 	"github.com/redpacket-lambda/wxredpack/internal/credstore"
 	"github.com/redpacket-lambda/wxredpack/internal/ledger"
 	"github.com/redpacket-lambda/wxredpack/internal/payout"
@@ -33,6 +34,9 @@ type ReconcileHandler struct {
 	log     *slog.Logger
 	reserve time.Duration
 	now     func() time.Time
+	// campaigns, when set, has the reports of campaigns whose rows a pass
+	// moved written again (WXPAY_CAMPAIGN_TABLE).
+	campaigns *campaign.Engine
 	// configErr, when set, is the answer to every invocation.
 	configErr error
 }
@@ -100,7 +104,15 @@ func ReconcileFromEnv(ctx context.Context) *ReconcileHandler {
 		return broken(settings, cerr)
 	}
 	rec.WeChat = reconcile.Merchant{Store: store}
-	return NewReconcile(rec, settings, logger)
+	h := NewReconcile(rec, settings, logger)
+	table, err := campaignTableFromEnv(ctx)
+	if err != nil {
+		return broken(settings, &credstore.ConfigError{Field: "aws", Reason: "cannot load the AWS SDK configuration", Err: err})
+	}
+	if table != nil {
+		h.campaigns = &campaign.Engine{Campaigns: table, Logger: logger}
+	}
+	return h
 }
 
 // reconcileEvent is what the reconciler reads of its event; every other
@@ -132,6 +144,7 @@ func (h *ReconcileHandler) Invoke(ctx context.Context, payload []byte) ([]byte, 
 		summary, err = h.check(ctx, billno)
 	}
 	if err == nil {
+		h.reportsDue(ctx, summary.Campaigns)
 		body, err = marshal(summary)
 	}
 	if err != nil {
@@ -139,6 +152,20 @@ func (h *ReconcileHandler) Invoke(ctx context.Context, payload []byte) ([]byte, 
 	}
 	h.logInvocation(ctx, billno, summary, err, start)
 	return body, nil
+}
+
+// reportsDue asks for the reports of the campaigns whose rows the pass
+// moved to be written again (by CampaignRunFunction's next tick). A
+// failure is logged: the rows are settled in the ledger either way.
+func (h *ReconcileHandler) reportsDue(ctx context.Context, ids []string) {
+	if h.campaigns == nil {
+		return
+	}
+	for _, id := range ids {
+		if err := h.campaigns.MarkReportDue(ctx, id); err != nil {
+			h.log.WarnContext(ctx, "reconcile: the campaign's report could not be marked due", slog.String("campaign_id", id), slog.String("error", err.Error()))
+		}
+	}
 }
 
 // check checks one billno of the merchant now.

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/redpacket-lambda/wxredpack/internal/campaign"
 	"github.com/redpacket-lambda/wxredpack/internal/ledger"
 	"github.com/redpacket-lambda/wxredpack/pkg/wxpay"
 )
@@ -36,6 +37,10 @@ type Settings struct {
 	// Ledger records every red packet before it is sent (FromEnv builds
 	// it from WXPAY_LEDGER_TABLE); nil sends without a record.
 	Ledger ledger.Store
+	// Window counts each send in the stack's shared count of sends per
+	// second, which campaigns leave room in (FromEnv builds it from
+	// WXPAY_CAMPAIGN_TABLE); nil counts nothing.
+	Window campaign.Window
 	// Sleep waits between a call's tries; wxpay.Sleep when nil. Tests
 	// record the waits rather than sleep them.
 	Sleep func(ctx context.Context, d time.Duration) error

@@ -32,6 +32,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -113,6 +114,9 @@ type Summary struct {
 	StopError string `json:"stop_error,omitempty"`
 	// Item is the item Check checked, as it is now.
 	Item *ItemState `json:"item,omitempty"`
+	// Campaigns are the campaigns whose items the pass moved, sorted:
+	// their reports are due again.
+	Campaigns []string `json:"campaigns,omitempty"`
 	// Backlog is what the pass saw of the due items; nil for Check, and
 	// for a pass that could not read them.
 	Backlog *Backlog `json:"backlog,omitempty"`
@@ -322,6 +326,7 @@ func (r *Reconciler) check(ctx context.Context, it *ledger.Item, t *tally) {
 	}
 	if d.to != it.State {
 		t.move(it.State, d.to)
+		t.campaign(it.CampaignID)
 		level, msg := slog.LevelInfo, "reconcile: moved"
 		if d.to == ledger.NeedsAttention {
 			level, msg = slog.LevelError, "reconcile: the red packet needs attention: not final within 72 hours of its first try, or WeChat's record contradicts the ledger"
@@ -363,6 +368,7 @@ func (r *Reconciler) resend(ctx context.Context, it *ledger.Item, t *tally, log 
 		slog.String("api", it.API), slog.String("outcome", string(wxpay.OutcomeOf(err))), slog.String("err_code", errCode))
 	if out.Item != nil && out.Item.State != it.State {
 		t.move(it.State, out.Item.State)
+		t.campaign(it.CampaignID)
 	}
 }
 
@@ -425,6 +431,19 @@ func (t *tally) move(from, to ledger.State) {
 			s.NeedsAttention++
 		case to == ledger.Sent || to.Final():
 			s.Settled++
+		}
+	})
+}
+
+// campaign notes that an item of campaign id moved (nothing for "").
+func (t *tally) campaign(id string) {
+	if id == "" {
+		return
+	}
+	t.add(func(s *Summary) {
+		if !slices.Contains(s.Campaigns, id) {
+			s.Campaigns = append(s.Campaigns, id)
+			slices.Sort(s.Campaigns)
 		}
 	})
 }
