@@ -1,10 +1,11 @@
 // Command local runs the four functions on this machine against the WeChat
 // Pay simulator, with no AWS account and no Docker.
 //
-//	go run ./cmd/local [run]   invoke every function on its events/ samples
-//	go run ./cmd/local serve   serve the API routes on http://127.0.0.1:3000
+//	go run ./cmd/local [run]                     invoke every function on its events/ samples
+//	go run ./cmd/local serve                     serve the API routes on http://127.0.0.1:3000
+//	go run ./cmd/local campaign FILE [SETTINGS]  send a campaign file's red packets
 //
-// Both modes start the simulator (pkg/wxpay/wxpaytest), an in-process
+// Every mode starts the simulator (pkg/wxpay/wxpaytest), an in-process
 // Secrets Manager endpoint (internal/smtest) holding the merchant secret and
 // an in-memory ledger (ledger.NewMemory, one store shared by the four
 // functions), then build each function as its bootstrap does
@@ -15,6 +16,16 @@
 // the ledger answering a repeat and refusing a conflicting one, then the
 // reconciler settling an unknown send in one pass while the simulator's
 // clock runs an hour a second.
+//
+// The campaign mode runs a campaign file (CSV or JSONL, see
+// events/campaign/) with its settings (events/campaign/settings.json when
+// SETTINGS is omitted) through the engine the deployed runner uses
+// (campaign.Engine), over the memory ledger and memory campaign state,
+// while the simulator enforces WeChat's rate limit (-rps) and the
+// merchant's balance (-balance). It prints the progress, then a summary,
+// and writes the reports <id>.csv, <id>.json and <id>.html to -out. A
+// refused file, or a campaign paused by WeChat (NOTENOUGH: try -balance
+// 0), fails the command, with the reports written all the same.
 package main
 
 import (
@@ -30,6 +41,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/redpacket-lambda/wxredpack/internal/campaign"
 	"github.com/redpacket-lambda/wxredpack/internal/credstore"
 	"github.com/redpacket-lambda/wxredpack/internal/handler"
 	"github.com/redpacket-lambda/wxredpack/internal/ledger"
@@ -48,6 +60,10 @@ func main() {
 	}
 }
 
+// errUsage is run's error for arguments it cannot take; the usage is
+// printed.
+var errUsage = errors.New("wrong arguments: see the usage")
+
 // functions are the four functions in the order run invokes them: the
 // mini-program red packet first, the query last (it reads what the others
 // sent).
@@ -56,27 +72,69 @@ var functions = []handler.Operation{handler.SendMini, handler.SendGroup, handler
 // run parses the mode and flags and runs it until done or ctx ends.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	mode := "run"
-	if len(args) > 0 && (args[0] == "run" || args[0] == "serve") {
+	if len(args) > 0 && (args[0] == "run" || args[0] == "serve" || args[0] == "campaign") {
 		mode, args = args[0], args[1:]
 	}
 	fs := flag.NewFlagSet("local "+mode, flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	eventsDir := fs.String("events", "events", "the sample events folder (run)")
+	eventsDir := fs.String("events", "events", "the sample events folder (run; campaign: its campaign/settings.json is the default SETTINGS)")
 	only := fs.String("function", "", "invoke only this function: sendmini, sendgroup, send or query (run)")
 	addr := fs.String("addr", "127.0.0.1:3000", "where to serve the API (serve)")
+	out := fs.String("out", filepath.Join(".local", "campaigns"), "the folder the reports are written to (campaign)")
+	rps := fs.Int("rps", campaign.DefaultRateLimit, "WeChat's limit of requests per second for the merchant, enforced by the simulator with FREQ_LIMIT; 0 for none (campaign)")
+	balance := fs.Int64("balance", wxpaytest.DefaultBalance, "the merchant's balance at the simulator, in fen; 0 shows NOTENOUGH pausing the campaign (campaign)")
+	rate := fs.Float64("rate", 0, "the campaign's sends per second, instead of the settings' rate; at most -rate-limit less 10 (campaign)")
+	rateLimit := fs.Int("rate-limit", 0, "WeChat's limit of sends per second as the engine knows it; 0 takes -rps (campaign)")
 	verbose := fs.Bool("v", false, "show the functions' INFO log lines")
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "usage: go run ./cmd/local [run|serve] [flags]\n\n")
+		fmt.Fprintf(stderr, "usage: go run ./cmd/local [run|serve] [flags]\n")
+		fmt.Fprintf(stderr, "       go run ./cmd/local campaign [flags] FILE [SETTINGS]\n\n")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
-		return err
+	// Flags may follow the arguments too: campaign FILE -rps 100.
+	var positional []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return err
+		}
+		if fs.NArg() == 0 {
+			break
+		}
+		positional = append(positional, fs.Arg(0))
+		args = fs.Args()[1:]
+	}
+	var (
+		opts     campaignOptions
+		settings campaign.Settings
+	)
+	switch {
+	case mode != "campaign" && len(positional) > 0:
+		fmt.Fprintf(stderr, "local %s takes no arguments, got %q\n", mode, positional)
+		fs.Usage()
+		return errUsage
+	case mode == "campaign" && (len(positional) == 0 || len(positional) > 2):
+		fmt.Fprintln(stderr, campaignUsage)
+		fs.Usage()
+		return errUsage
+	case mode == "campaign":
+		opts = campaignOptions{file: positional[0], settings: filepath.Join(*eventsDir, "campaign", "settings.json"),
+			out: *out, rps: *rps, balance: *balance, rate: *rate, rateLimit: *rateLimit}
+		if len(positional) == 2 {
+			opts.settings = positional[1]
+		}
+		var err error
+		if settings, err = loadCampaign(opts); err != nil {
+			return err
+		}
 	}
 	env, err := startEnvironment(stdout, *verbose)
 	if err != nil {
 		return err
 	}
 	defer env.close()
+	if mode == "campaign" {
+		return runCampaignMode(ctx, opts, settings, env, stdout)
+	}
 	handlers, err := newHandlers(ctx, env.ledger)
 	if err != nil {
 		return err
