@@ -71,9 +71,9 @@ type harness struct {
 	dir    string
 }
 
-func newHarness(t *testing.T, limits wxpaytest.Limits, configure func(*campaign.Engine)) *harness {
+func newHarness(t *testing.T, limits wxpaytest.Limits, configure func(*campaign.Engine), opts ...wxpaytest.Option) *harness {
 	t.Helper()
-	sim := wxpaytest.NewServer(wxpaytest.WithLimits(limits))
+	sim := wxpaytest.NewServer(append(opts, wxpaytest.WithLimits(limits))...)
 	t.Cleanup(sim.Close)
 	client, err := sim.NewClient()
 	if err != nil {

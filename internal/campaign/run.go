@@ -278,7 +278,8 @@ func (e *Engine) sendRows(ctx context.Context, c *Campaign, owner string, log *s
 				s.State, s.Reason = Paused, pause
 			}
 			if final && s.State == Running && s.Cursor >= s.Rows {
-				s.State, s.FinishedAt = Done, e.now()
+				// Done: the report follows at once (below).
+				s.State, s.FinishedAt, s.ReportedAt = Done, e.now(), e.now()
 			}
 		})
 		if err != nil {
@@ -342,6 +343,8 @@ func (e *Engine) sendRows(ctx context.Context, c *Campaign, owner string, log *s
 	if c.State == Done {
 		log.Info("campaign done: no row is left to send", slog.Int("rows", c.Rows))
 		if err := e.report(ctx, c); err != nil {
+			// The next tick writes it.
+			_, _ = e.update(context.WithoutCancel(ctx), c.ID, func(c *Campaign) error { c.ReportDue = true; return nil })
 			return c, err
 		}
 	}
