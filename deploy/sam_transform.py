@@ -110,6 +110,10 @@ CAMPAIGN_ACTIONS = {f: ["dynamodb:UpdateItem"] for f in SEND_FUNCTIONS} | {
 }
 # Functions of the bucket: GetObject on incoming/*, PutObject on reports/*.
 BUCKET_FUNCTIONS = ["CampaignsFunction", "CampaignRunFunction"]
+# Functions that also list incoming/ (ListBucket on the bucket itself, under
+# StringLike s3:prefix incoming/*), so that a key not there yet is a 404
+# NoSuchKey to their GetObject, not a 403 AccessDenied.
+LISTING_FUNCTIONS = ["CampaignsFunction"]
 
 # The campaigns' variables each function has (beyond the Globals'), exactly.
 SEND_ENV = ["WXPAY_CAMPAIGN_TABLE", "WXPAY_RATE_LIMIT"]
@@ -521,6 +525,28 @@ def check(cfn, facts):
             return m.group(1) if m and sub[1] == variables else None
         return None
 
+    def bucket_itself(resource):
+        """Whether a resource is exactly CampaignBucket, not its objects."""
+        if resource == {"Fn::GetAtt": [CAMPAIGN_BUCKET, "Arn"]}:
+            return True
+        sub = resource.get("Fn::Sub") if isinstance(resource, dict) and len(resource) == 1 else None
+        if isinstance(sub, list) and isinstance(bucket_name, dict) and len(sub) == 2:
+            name, variables = bucket_name["Fn::Sub"]
+            return sub == [f"arn:${{AWS::Partition}}:s3:::{name}", variables]
+        return False
+
+    def listed_prefix(condition):
+        """The prefix a listing's Condition allows (incoming/ for exactly
+        StringLike s3:prefix incoming/*), or None."""
+        if not isinstance(condition, dict) or list(condition) != ["StringLike"] \
+                or not isinstance(condition["StringLike"], dict) or list(condition["StringLike"]) != ["s3:prefix"]:
+            return None
+        value = condition["StringLike"]["s3:prefix"]
+        if isinstance(value, list) and len(value) == 1:
+            value = value[0]
+        m = re.fullmatch(r"([a-z]+/)\*", value) if isinstance(value, str) else None
+        return m.group(1) if m else None
+
     fns = by_type.get("AWS::Lambda::Function", [])
     if sorted(fns) != sorted(FUNCTIONS):
         fail(f"AWS::Lambda::Function resources {sorted(fns)}, want {sorted(FUNCTIONS)}")
@@ -590,8 +616,14 @@ def check(cfn, facts):
                 prefix = bucket_objects(resource)
                 if prefix:
                     s3_actions += [f"{a} {prefix}" for a in actions]
+                elif bucket_itself(resource) and name in LISTING_FUNCTIONS:
+                    listed = listed_prefix(st.get("Condition"))
+                    if listed is None:
+                        fail(f"{name}: S3 statement {st!r} on {CAMPAIGN_BUCKET} itself: want Condition StringLike s3:prefix incoming/*")
+                    s3_actions += [f"{a} s3:prefix {listed}*" for a in actions]
                 elif "s3:" in json.dumps(actions) or "CampaignBucket" in json.dumps(resource) or ":s3:::" in json.dumps(resource):
-                    fail(f"{name}: S3 statement {st!r}: want exactly incoming/* or reports/* of {CAMPAIGN_BUCKET}")
+                    fail(f"{name}: S3 statement {st!r}: want exactly incoming/* or reports/* of {CAMPAIGN_BUCKET}"
+                         + (", or the bucket itself to list incoming/" if name in LISTING_FUNCTIONS else ""))
                 if resource == campaign_table_resource:
                     campaign_actions += actions
                 elif CAMPAIGN_TABLE in json.dumps(resource):
@@ -629,6 +661,8 @@ def check(cfn, facts):
         if sorted(campaign_actions) != sorted(CAMPAIGN_ACTIONS[name]):
             fail(f"{name}: actions on {CAMPAIGN_TABLE} {sorted(campaign_actions)}, want {sorted(CAMPAIGN_ACTIONS[name])}")
         want_s3 = ["s3:GetObject incoming/", "s3:PutObject reports/"] if name in BUCKET_FUNCTIONS else []
+        if name in LISTING_FUNCTIONS:
+            want_s3 = sorted(want_s3 + ["s3:ListBucket s3:prefix incoming/*"])
         if sorted(s3_actions) != want_s3:
             fail(f"{name}: actions on {CAMPAIGN_BUCKET} {sorted(s3_actions)}, want {want_s3}")
         if ("DecryptWxpaySecret" in sids) != facts["kms"]:

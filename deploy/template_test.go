@@ -39,6 +39,11 @@ type contractFunction struct {
 	// Bucket: it reads incoming/ (s3:GetObject) and writes reports/
 	// (s3:PutObject) of CampaignBucket, and nothing else of it.
 	Bucket bool
+	// ListIncoming: it may also list incoming/ (s3:ListBucket on the
+	// bucket itself, under Condition StringLike s3:prefix incoming/*), so
+	// that S3 answers its GetObject of a key not there yet with 404
+	// NoSuchKey, not 403 AccessDenied.
+	ListIncoming bool
 	// Schedule: it runs on an EventBridge schedule (and no other event
 	// source but its routes).
 	Schedule bool
@@ -61,7 +66,7 @@ var contract = []contractFunction{
 		Campaign: []string{"dynamodb:GetItem", "dynamodb:PutItem"}, Env: []string{"WXPAY_CAMPAIGN_TABLE"}, Timeout: reconcilerTimeout},
 	{ID: campaignsID, Dir: "campaigns", Routes: campaignRoutes, Ledger: []string{"dynamodb:GetItem"},
 		Indexes:  map[string][]string{campaignIndex: {"dynamodb:Query"}},
-		Campaign: []string{"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Scan"}, Bucket: true, Env: campaignFunctionEnv, MemorySize: 256},
+		Campaign: []string{"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Scan"}, Bucket: true, ListIncoming: true, Env: campaignFunctionEnv, MemorySize: 256},
 	{ID: campaignRunID, Dir: "campaignrun", Schedule: true, Ledger: sendLedgerActions,
 		Indexes:  map[string][]string{campaignIndex: {"dynamodb:Query"}},
 		Campaign: []string{"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:Scan"}, Bucket: true, Env: campaignFunctionEnv,
@@ -1029,6 +1034,35 @@ Properties: {RestApiId: !Ref RedpackApi, Path: /run, Method: post}`)
 		{"least-privilege roles", "bucket key usable through any service", func(t *testing.T, in *input) {
 			delete(statement(in, "CampaignRunRole", "UseCampaignBucketKey"), "Condition")
 		}},
+		{"least-privilege roles", "campaigns function lists the bucket without the condition", func(t *testing.T, in *input) {
+			delete(statement(in, "CampaignsRole", "ListCampaignFiles"), "Condition")
+		}},
+		{"least-privilege roles", "campaigns function lists the whole bucket", func(t *testing.T, in *input) {
+			statement(in, "CampaignsRole", "ListCampaignFiles")["Condition"] = snippet(t, `{StringLike: {s3:prefix: '*'}}`)
+		}},
+		{"least-privilege roles", "campaigns function lists under another condition", func(t *testing.T, in *input) {
+			statement(in, "CampaignsRole", "ListCampaignFiles")["Condition"] = snippet(t, `{StringLike: {s3:prefix: incoming/*, s3:delimiter: /}}`)
+		}},
+		{"least-privilege roles", "campaigns function reads the bucket itself", func(t *testing.T, in *input) {
+			statement(in, "CampaignsRole", "ListCampaignFiles")["Action"] = []any{"s3:ListBucket", "s3:GetBucketPolicy"}
+		}},
+		{"least-privilege roles", "campaigns function lists another bucket", func(t *testing.T, in *input) {
+			statement(in, "CampaignsRole", "ListCampaignFiles")["Resource"] = snippet(t, `!Sub 'arn:${AWS::Partition}:s3:::other-bucket'`)
+		}},
+		{"least-privilege roles", "campaigns function lists on its objects", func(t *testing.T, in *input) {
+			statement(in, "CampaignsRole", "ListCampaignFiles")["Resource"] = statement(in, "CampaignsRole", "ReadCampaignFiles")["Resource"]
+		}},
+		{"least-privilege roles", "campaigns function cannot list incoming/", func(t *testing.T, in *input) {
+			pol := policyStatements(in, "CampaignsRole", "use-campaign-bucket")
+			policyDoc(in, "CampaignsRole", "use-campaign-bucket")["Statement"] = slices.DeleteFunc(slices.Clone(pol), func(st any) bool {
+				m, _ := st.(map[string]any)
+				return m["Sid"] == "ListCampaignFiles"
+			})
+		}},
+		{"least-privilege roles", "campaign runner lists the bucket", func(t *testing.T, in *input) {
+			pol := policyStatements(in, "CampaignRunRole", "use-campaign-bucket")
+			policyDoc(in, "CampaignRunRole", "use-campaign-bucket")["Statement"] = append(pol, statement(in, "CampaignsRole", "ListCampaignFiles"))
+		}},
 		{"least-privilege roles", "query function reads campaign files", func(t *testing.T, in *input) {
 			pol := policyStatements(in, "QueryRole", "write-own-logs")
 			policyDoc(in, "QueryRole", "write-own-logs")["Statement"] = append(pol, snippet(t, `
@@ -1963,6 +1997,7 @@ func checkRoles(in *input) error {
 				onCampaignTable = true
 			}
 			bucketPrefix, onBucket := campaignBucketObjects(in, res)
+			onBucketItself := isCampaignBucket(in, res)
 			onENIs := isENIResource(res)
 			onAny := res == "*"
 			checked := stringsIn(b["Action"])
@@ -2007,6 +2042,18 @@ func checkRoles(in *input) error {
 				for _, a := range actions {
 					s3Actions = append(s3Actions, a+" "+bucketPrefix)
 				}
+			case onBucketItself && f.ListIncoming:
+				// List incoming/ and nothing else of the bucket: only
+				// s3:ListBucket, only under StringLike s3:prefix
+				// incoming/*.
+				allowed = []string{"s3:ListBucket"}
+				listed, ok := listPrefix(b["Condition"])
+				if !ok || listed != campaignPrefix {
+					e.add("%s: s3:ListBucket on %s with Condition %v, want exactly StringLike s3:prefix %s*", roleID, campaignBucketID, b["Condition"], campaignPrefix)
+				}
+				for _, a := range actions {
+					s3Actions = append(s3Actions, a+" "+listed)
+				}
 			case isRef(res, "WxpaySecretArn"):
 				allowed = []string{"secretsmanager:GetSecretValue"}
 				hasSecret = true
@@ -2046,8 +2093,8 @@ func checkRoles(in *input) error {
 					if len(f.Indexes) > 0 {
 						want = fmt.Sprintf("!GetAtt %s.Arn or !Sub '${%s.Arn}/index/<%v>'", table, table, slices.Sorted(maps.Keys(f.Indexes)))
 					}
-					e.add("%s: resource %v is not the secret, its KMS key, %s's log group, %s's queue, %s or %s, or (campaign functions) %s's incoming/* or reports/*",
-						roleID, res, f.ID, f.ID, want, campaignTableID, campaignBucketID)
+					e.add("%s: resource %v is not the secret, its KMS key, %s's log group, %s's queue, %s or %s, or (campaign functions) %s's incoming/* or reports/*, or (%s) %s itself",
+						roleID, res, f.ID, f.ID, want, campaignTableID, campaignBucketID, campaignsID, campaignBucketID)
 					continue
 				}
 			}
@@ -2081,6 +2128,9 @@ func checkRoles(in *input) error {
 		var wantS3 []string
 		if f.Bucket {
 			wantS3 = []string{"s3:GetObject " + campaignPrefix, "s3:PutObject " + reportsPrefix}
+		}
+		if f.ListIncoming {
+			wantS3 = append(wantS3, "s3:ListBucket "+campaignPrefix)
 		}
 		exactly("actions on "+campaignBucketID, s3Actions, wantS3)
 	}
@@ -2488,6 +2538,46 @@ func campaignBucketObjects(in *input, res any) (string, bool) {
 	}
 	prefix, isAll := strings.CutSuffix(objects, "*")
 	if !ok || !isAll || !strings.HasSuffix(prefix, "/") || strings.ContainsAny(prefix, "*?$") {
+		return "", false
+	}
+	return prefix, true
+}
+
+// isCampaignBucket reports whether res is exactly CampaignBucket itself,
+// not its objects: !GetAtt CampaignBucket.Arn, or (as in
+// campaignBucketObjects) !Sub ['arn:${AWS::Partition}:s3:::<the bucket's
+// BucketName>', <the BucketName's variables>].
+func isCampaignBucket(in *input, res any) bool {
+	if l, ok := res.([]any); ok && len(l) == 1 {
+		res = l[0]
+	}
+	if b, ok := getAtt(res, "Arn"); ok {
+		return b == campaignBucketID
+	}
+	m, ok := res.(map[string]any)
+	if !ok || len(m) != 1 {
+		return false
+	}
+	sub, ok := m["Fn::Sub"].([]any)
+	name, vars, isSub := bucketNameSub(in)
+	return ok && isSub && len(sub) == 2 && sub[0] == "arn:${AWS::Partition}:s3:::"+name && reflect.DeepEqual(sub[1], vars)
+}
+
+// listPrefix is the prefix a bucket listing's Condition allows, "incoming/"
+// for exactly StringLike s3:prefix incoming/* (one value, nothing else).
+func listPrefix(cond any) (string, bool) {
+	m, _ := cond.(map[string]any)
+	like, _ := m["StringLike"].(map[string]any)
+	if len(m) != 1 || len(like) != 1 {
+		return "", false
+	}
+	v := like["s3:prefix"]
+	if l, ok := v.([]any); ok && len(l) == 1 {
+		v = l[0]
+	}
+	s, _ := v.(string)
+	prefix, ok := strings.CutSuffix(s, "*")
+	if !ok || !strings.HasSuffix(prefix, "/") || strings.ContainsAny(prefix, "*?$") {
 		return "", false
 	}
 	return prefix, true
