@@ -207,7 +207,7 @@ func (cr *campaigner) run(ctx context.Context, file string, s campaign.Settings)
 	// The engine writes the reports when the campaign is done; they are
 	// written again here so that a paused, cancelled, interrupted or
 	// repeated campaign has them too, and for the summary's figures.
-	sum, err := campaign.WriteReport(context.WithoutCancel(ctx), cr.engine.Reports, c, ledgerRows(cr.env.ledger, c.ID), cr.engine.Now())
+	sum, err := campaign.WriteReport(context.WithoutCancel(ctx), cr.engine.Reports, c, campaign.LedgerRows(cr.env.ledger, c.ID), cr.engine.Now())
 	if err != nil {
 		return err
 	}
@@ -324,26 +324,6 @@ func pauseAdvice(reason string) string {
 		return "Resume it when ready: " + resume
 	}
 	return "WeChat refused the merchant, not the receivers (its caller IP, product, key, certificate or appid): fix the merchant's configuration, " + resume
-}
-
-// ledgerRows reads campaign id's rows from store in row order, a page at
-// a time, as the engine does for its reports.
-func ledgerRows(store ledger.Store, id string) campaign.Rows {
-	return func(ctx context.Context, yield func(*ledger.Item) bool) error {
-		after := 0
-		for {
-			page, err := store.CampaignRows(ctx, id, after, 500)
-			if err != nil || len(page) == 0 {
-				return err
-			}
-			for _, it := range page {
-				if !yield(it) {
-					return nil
-				}
-			}
-			after = page[len(page)-1].CampaignRow
-		}
-	}
 }
 
 // progress prints a running campaign's progress: on a terminal one line

@@ -619,18 +619,19 @@ func (e *Engine) report(ctx context.Context, c *Campaign) error {
 	if e.Reports == nil {
 		return nil
 	}
-	if _, err := WriteReport(ctx, e.Reports, c, e.rows(c.ID), e.now()); err != nil {
+	if _, err := WriteReport(ctx, e.Reports, c, LedgerRows(e.Ledger, c.ID), e.now()); err != nil {
 		return fmt.Errorf("campaign %s: report: %w", c.ID, err)
 	}
 	return nil
 }
 
-// rows reads a campaign's rows from the ledger, in row order.
-func (e *Engine) rows(id string) Rows {
+// LedgerRows reads a campaign's rows from the ledger's campaign index, in
+// row order, a page at a time: the rows a report is made of.
+func LedgerRows(store ledger.Store, id string) Rows {
 	return func(ctx context.Context, yield func(*ledger.Item) bool) error {
 		after := 0
 		for {
-			page, err := e.Ledger.CampaignRows(ctx, id, after, 500)
+			page, err := store.CampaignRows(ctx, id, after, 500)
 			if err != nil || len(page) == 0 {
 				return err
 			}
