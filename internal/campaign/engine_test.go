@@ -340,3 +340,54 @@ func (w *watchedStore) Put(ctx context.Context, c *campaign.Campaign) error {
 	}
 	return err
 }
+
+// TestCampaignRefusedThenFixed: a refused file holds nothing: the file
+// with its bad row fixed, or deleted, starts, under the same campaign_id
+// or a derived one.
+func TestCampaignRefusedThenFixed(t *testing.T) {
+	bad := func(row int, line string) string {
+		if row == 3 {
+			return "oUser000003,abc"
+		}
+		return line
+	}
+	deleted := func(row int, line string) string {
+		if row == 3 {
+			return "" // the bad row deleted: the rest are the refused file's valid rows
+		}
+		return line
+	}
+	named := settings()
+	named.CampaignID = "spring-2027"
+	for _, tt := range []struct {
+		name string
+		s    campaign.Settings
+	}{
+		{"derived id", settings()},
+		{"named", named},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newHarness(t, wxpaytest.Limits{}, func(e *campaign.Engine) { e.RateLimit, e.APIReserve = 200, 10 })
+			refused := start(t, h, h.file(t, "bad.csv", 5, 100, bad), tt.s)
+			if refused.Campaign.State != campaign.Refused {
+				t.Fatalf("bad file: %s", refused.Campaign.State)
+			}
+			fixed := start(t, h, h.file(t, "fixed.csv", 5, 100, deleted), tt.s)
+			if fixed.Existing || fixed.Campaign.State != campaign.Planning {
+				t.Fatalf("fixed file: %s existing %v", fixed.Campaign.State, fixed.Existing)
+			}
+			if tt.s.CampaignID != "" && fixed.Campaign.ID != tt.s.CampaignID {
+				t.Errorf("fixed file's id %s, want %s", fixed.Campaign.ID, tt.s.CampaignID)
+			}
+			c, err := h.engine.Run(context.Background(), fixed.Campaign.ID)
+			if err != nil || c.State != campaign.Done {
+				t.Fatalf("Run = %+v, %v", c, err)
+			}
+			h.paidOnce(t, c.ID, 4)
+			// A running or finished campaign's id is not taken over.
+			if _, err := h.engine.Start(context.Background(), h.file(t, "other.csv", 4, 100, nil), tt.s); tt.s.CampaignID != "" && err == nil {
+				t.Error("another file took over a finished campaign's id")
+			}
+		})
+	}
+}

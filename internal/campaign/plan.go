@@ -176,11 +176,19 @@ func Check(r io.Reader, s Settings, mchID string) (*Checked, error) {
 	id := newIdentity(mchID, s)
 	if err := s.check(); err != nil {
 		c.Errors = append(c.Errors, *err)
+		id.refuse(*err)
+		c.Identity = id.String()
+		c.ID = s.CampaignID
+		if c.ID == "" || !validID(c.ID) {
+			c.ID = c.Identity[:20]
+		}
 		return c, nil
 	}
 	billnos := make(map[string]int)
 	err := readRows(r, func(row Row, rerr *RowError) bool {
-		c.Rows++
+		if row.Number > 0 { // not the header
+			c.Rows++
+		}
 		if c.Rows > MaxRows {
 			c.Errors = append(c.Errors, RowError{Row: row.Number, Message: fmt.Sprintf("the file has more than %d rows", MaxRows)})
 			return false
@@ -190,6 +198,9 @@ func Check(r io.Reader, s Settings, mchID string) (*Checked, error) {
 		}
 		if rerr != nil {
 			c.Errors = append(c.Errors, *rerr)
+			// A refused file is not the same campaign as the file with
+			// its bad rows fixed or deleted.
+			id.refuse(*rerr)
 			return true
 		}
 		c.Amount += row.TotalAmount
@@ -551,6 +562,10 @@ func (id identity) add(r Row) {
 	b, _ := json.Marshal(r)
 	id.h.Write(b)
 	id.h.Write([]byte{'\n'})
+}
+
+func (id identity) refuse(e RowError) {
+	fmt.Fprintf(id.h, "refused\x00%d\x00%s\x00%s\n", e.Row, e.Field, e.Message)
 }
 
 func (id identity) String() string { return hex.EncodeToString(id.h.Sum(nil)) }

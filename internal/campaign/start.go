@@ -70,10 +70,18 @@ func (e *Engine) Start(ctx context.Context, source string, s Settings) (*Started
 		if err != nil {
 			return nil, err
 		}
-		if old.Identity != c.Identity || old.MchID != mchID {
+		if old.Identity == c.Identity && old.MchID == mchID {
+			return &Started{Campaign: old, Existing: true, Errors: checked.Errors}, nil
+		}
+		if old.State != Refused || old.MchID != mchID {
 			return nil, &ConflictError{ID: c.ID}
 		}
-		return &Started{Campaign: old, Existing: true, Errors: checked.Errors}, nil
+		// A refused file sent nothing: its campaign_id names the
+		// corrected file now.
+		c.Version = old.Version
+		if err := e.Campaigns.Put(ctx, c); err != nil {
+			return nil, fmt.Errorf("campaign %s: replace the refused file: %w", c.ID, err)
+		}
 	case err != nil:
 		return nil, fmt.Errorf("campaign %s: create: %w", c.ID, err)
 	}

@@ -544,6 +544,17 @@ func TestCampaignsStart(t *testing.T) {
 			},
 		},
 		{
+			name:   "settings beside the file that do not decode",
+			files:  map[string][]byte{sampleObject: campaignFile(3), sampleSettings: []byte(`{"wxappid": "wx8888888888888888", "sendname": "x"}`)},
+			body:   func(t *testing.T) string { return `{"object": "` + sampleObject + `"}` },
+			status: 400, code: "INVALID_REQUEST",
+			check: func(t *testing.T, w *campaignWorld, r apiReply) {
+				if msg, _ := r.errorField("message").(string); !strings.Contains(msg, sampleSettings) || !strings.Contains(msg, "sendname") {
+					t.Errorf("message %q does not name %s and its unknown member", msg, sampleSettings)
+				}
+			},
+		},
+		{
 			name:   "unknown member",
 			files:  map[string][]byte{sampleObject: campaignFile(3)},
 			body:   func(t *testing.T) string { return `{"object": "` + sampleObject + `", "file": "x.csv"}` },
