@@ -176,7 +176,7 @@ func (e *Engine) planRows(ctx context.Context, c *Campaign, owner string, log *s
 	})
 	switch {
 	case errors.Is(err, ErrRefused):
-		log.Warn("campaign refused: rows' billnos are recorded otherwise", slog.Int("rows", len(errs)))
+		log.WarnContext(ctx, "campaign refused: rows' billnos are recorded otherwise", slog.Int("rows", len(errs)))
 		c, uerr := e.checkpoint(ctx, c.ID, owner, func(c *Campaign) {
 			c.State, c.Reason = Refused, fmt.Sprintf("%d rows' billnos are recorded with other requests", len(errs))
 		})
@@ -287,7 +287,9 @@ func (e *Engine) sendRows(ctx context.Context, c *Campaign, owner string, log *s
 			stop()
 			return
 		}
-		e.metric(metrics.Count(metrics.CampaignSends, sent), metrics.Count(metrics.CampaignFreqLimits, tally[codeFreqLimit]))
+		if sent > 0 {
+			e.metric(ctx, metrics.Count(metrics.CampaignSends, sent), metrics.Count(metrics.CampaignFreqLimits, tally[codeFreqLimit]))
+		}
 		sent, tally = 0, make(map[string]int)
 		c = saved
 		if c.State != Running {
@@ -312,7 +314,7 @@ func (e *Engine) sendRows(ctx context.Context, c *Campaign, owner string, log *s
 				// sees why, while the sends in flight end.
 				pause = r.pause
 				stop()
-				log.Warn("campaign paused: WeChat refused the merchant", slog.String("reason", r.pause))
+				log.WarnContext(ctx, "campaign paused: WeChat refused the merchant", slog.String("reason", r.pause))
 				if _, err := e.checkpoint(ctx, c.ID, owner, func(s *Campaign) {
 					if s.State == Running {
 						s.State, s.Reason = Paused, pause
@@ -338,10 +340,10 @@ func (e *Engine) sendRows(ctx context.Context, c *Campaign, owner string, log *s
 	}
 	save(true)
 	if pause != "" && c.State == Paused {
-		e.metric(metrics.Count(metrics.CampaignPaused, 1))
+		e.metric(ctx, metrics.Count(metrics.CampaignPaused, 1))
 	}
 	if c.State == Done {
-		log.Info("campaign done: no row is left to send", slog.Int("rows", c.Rows))
+		log.InfoContext(ctx, "campaign done: no row is left to send", slog.Int("rows", c.Rows))
 		if err := e.report(ctx, c); err != nil {
 			// The next tick writes it.
 			_, _ = e.update(context.WithoutCancel(ctx), c.ID, func(c *Campaign) error { c.ReportDue = true; return nil })
@@ -468,13 +470,13 @@ func (e *Engine) sendRow(ctx, callCtx context.Context, c *Campaign, it *ledger.I
 				return res
 			}
 			res.done = true // in flight elsewhere, or a conflict: the reconciler's, or a person's
-			log.Warn("campaign row not sent", slog.Int("row", it.CampaignRow), slog.String("mch_billno", it.MchBillno), slog.String("code", perr.Code))
+			log.WarnContext(ctx, "campaign row not sent", slog.Int("row", it.CampaignRow), slog.String("mch_billno", it.MchBillno), slog.String("code", perr.Code))
 		case errors.As(err, &werr) && werr.Outcome == wxpay.OutcomeFailed && werr.Code == codeFreqLimit:
 			res.outcome = codeFreqLimit
 			// Slow down for the rest of the run, and send the row again
 			// with the same billno.
 			limiter.SetLimit(max(limiter.Limit()*0.8, 1))
-			log.Warn("campaign slowed: WeChat answered FREQ_LIMIT", slog.Float64("rate", float64(limiter.Limit())))
+			log.WarnContext(ctx, "campaign slowed: WeChat answered FREQ_LIMIT", slog.Float64("rate", float64(limiter.Limit())))
 			if ctx.Err() != nil {
 				return res
 			}
@@ -551,7 +553,7 @@ func (e *Engine) release(ctx context.Context, id, owner string) {
 		return nil
 	})
 	if err != nil && !errors.Is(err, errNothingToDo) {
-		e.logger().Warn("campaign: the runner's hold could not be released; it ends by itself", slog.String("campaign_id", id), slog.String("error", err.Error()))
+		e.logger().WarnContext(ctx, "campaign: the runner's hold could not be released; it ends by itself", slog.String("campaign_id", id), slog.String("error", err.Error()))
 	}
 }
 
@@ -608,10 +610,10 @@ func (e *Engine) logger() *slog.Logger {
 }
 
 // metric logs one EMF line with ms, in the functions' namespace.
-func (e *Engine) metric(ms ...metrics.Metric) {
+func (e *Engine) metric(ctx context.Context, ms ...metrics.Metric) {
 	entry := metrics.Entry{Namespace: metrics.Namespace, Time: e.now(),
 		Directives: []metrics.Directive{{Dimensions: [][]string{{}}, Metrics: ms}}}
-	e.logger().LogAttrs(context.Background(), slog.LevelInfo, "metrics", entry.Attrs()...)
+	e.logger().LogAttrs(ctx, slog.LevelInfo, "metrics", entry.Attrs()...)
 }
 
 // report writes the campaign's three reports from its rows in the ledger.

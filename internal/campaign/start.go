@@ -90,7 +90,7 @@ func (e *Engine) Start(ctx context.Context, source string, s Settings) (*Started
 			return nil, fmt.Errorf("campaign %s: refusal report: %w", c.ID, err)
 		}
 	}
-	e.logger().Info("campaign started", slog.String("campaign_id", c.ID), slog.String("state", string(c.State)),
+	e.logger().InfoContext(ctx, "campaign started", slog.String("campaign_id", c.ID), slog.String("state", string(c.State)),
 		slog.Int("rows", c.Rows), slog.Int64("amount", c.Amount))
 	return &Started{Campaign: c, Errors: checked.Errors}, nil
 }
@@ -162,7 +162,7 @@ func (e *Engine) control(ctx context.Context, id, action string, f func(*Campaig
 		return nil
 	})
 	if err == nil {
-		e.logger().Info("campaign "+action, slog.String("campaign_id", id), slog.String("state", string(c.State)))
+		e.logger().InfoContext(ctx, "campaign "+action, slog.String("campaign_id", id), slog.String("state", string(c.State)))
 	}
 	return c, err
 }
