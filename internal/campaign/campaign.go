@@ -77,6 +77,9 @@ type Campaign struct {
 	// and campaign_id): the same file with the same settings has the
 	// same Identity.
 	Identity string `json:"identity"`
+	// RowsIdentity is the hash of the merchant and the rows alone: two
+	// campaigns of the same rows at once are refused (Start).
+	RowsIdentity string `json:"rows_identity,omitempty"`
 
 	// Rows and Amount (fen) are the file's row count and total.
 	Rows   int   `json:"rows"`
@@ -140,8 +143,8 @@ type Store interface {
 	// Put replaces the campaign if its stored version is c.Version, and
 	// sets c.Version to the next version. ErrVersion otherwise.
 	Put(ctx context.Context, c *Campaign) error
-	// List returns the campaigns a runner has work in: Planning, Running,
-	// or with ReportDue set.
+	// List returns the campaigns not over: Planning, Running, Paused, or
+	// with ReportDue set. A runner has work in all but the Paused ones.
 	List(ctx context.Context) ([]*Campaign, error)
 }
 

@@ -185,7 +185,7 @@ func (d *DynamoDB) Put(ctx context.Context, c *Campaign) error {
 // a runner has work in, sorted by CreatedAt, then ID. Pacing items have no
 // state and no report_due, so the filter leaves them out.
 func (d *DynamoDB) List(ctx context.Context) ([]*Campaign, error) {
-	filter := expression.Name(attrState).In(expression.Value(Planning), expression.Value(Running)).
+	filter := expression.Name(attrState).In(expression.Value(Planning), expression.Value(Running), expression.Value(Paused)).
 		Or(expression.Name(attrReportDue).Equal(expression.Value(true)))
 	expr, err := expression.NewBuilder().WithFilter(filter).Build()
 	if err != nil {
@@ -354,6 +354,7 @@ type storedCampaign struct {
 	Source      string         `dynamodbav:"source"`
 	ETag        string         `dynamodbav:"etag,omitempty"`
 	Identity    string         `dynamodbav:"identity"`
+	RowsID      string         `dynamodbav:"rows_identity,omitempty"`
 	Rows        int            `dynamodbav:"rows"`
 	Amount      int64          `dynamodbav:"amount"`
 	Planned     int            `dynamodbav:"planned"`
@@ -383,7 +384,7 @@ func settingsDecoder(o *attributevalue.DecoderOptions) { o.TagKey = "json" }
 func encodeCampaign(c *Campaign, version int64) (map[string]types.AttributeValue, error) {
 	av, err := attributevalue.MarshalMap(storedCampaign{
 		ID: c.ID, MchID: c.MchID, State: c.State, Reason: c.Reason,
-		Source: c.Source, ETag: c.ETag, Identity: c.Identity,
+		Source: c.Source, ETag: c.ETag, Identity: c.Identity, RowsID: c.RowsIdentity,
 		Rows: c.Rows, Amount: c.Amount, Planned: c.Planned, Cursor: c.Cursor,
 		Sent: c.Sent, Rate: c.Rate,
 		RunnerOwner: c.RunnerOwner, RunnerUntil: formatStoredTime(c.RunnerUntil),
@@ -422,7 +423,7 @@ func decodeCampaign(av map[string]types.AttributeValue) (*Campaign, error) {
 	}
 	c := &Campaign{
 		ID: r.ID, MchID: r.MchID, State: r.State, Reason: r.Reason,
-		Source: r.Source, ETag: r.ETag, Identity: r.Identity,
+		Source: r.Source, ETag: r.ETag, Identity: r.Identity, RowsIdentity: r.RowsID,
 		Rows: r.Rows, Amount: r.Amount, Planned: r.Planned, Cursor: r.Cursor,
 		Sent: r.Sent, Rate: r.Rate,
 		RunnerOwner: r.RunnerOwner, ReportDue: r.ReportDue, Version: r.Version,
@@ -492,7 +493,7 @@ func checkStoredID(op, id string) error {
 
 // listed reports whether List returns c: a runner has work in it.
 func listed(c *Campaign) bool {
-	return c.State == Planning || c.State == Running || c.ReportDue
+	return c.State == Planning || c.State == Running || c.State == Paused || c.ReportDue
 }
 
 // sortCampaigns orders cs as List returns them: by CreatedAt, then ID.

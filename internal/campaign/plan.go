@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -159,8 +160,11 @@ type Checked struct {
 	// same settings, in CSV or JSONL, under any file name, have the same
 	// Identity.
 	Identity string
-	Rows     int
-	Amount   int64
+	// RowsIdentity is the hex SHA-256 of the merchant and the rows
+	// alone, whatever the settings.
+	RowsIdentity string
+	Rows         int
+	Amount       int64
 	// Errors are the invalid rows, in order; the file is refused when
 	// there is any.
 	Errors []RowError
@@ -177,7 +181,7 @@ func Check(r io.Reader, s Settings, mchID string) (*Checked, error) {
 	if err := s.check(); err != nil {
 		c.Errors = append(c.Errors, *err)
 		id.refuse(*err)
-		c.Identity = id.String()
+		c.Identity, c.RowsIdentity = id.String(), id.Rows()
 		c.ID = s.CampaignID
 		if c.ID == "" || !validID(c.ID) {
 			c.ID = c.Identity[:20]
@@ -213,7 +217,7 @@ func Check(r io.Reader, s Settings, mchID string) (*Checked, error) {
 	if c.Rows == 0 && len(c.Errors) == 0 {
 		c.Errors = append(c.Errors, RowError{Message: "the file has no rows"})
 	}
-	c.Identity = id.String()
+	c.Identity, c.RowsIdentity = id.String(), id.Rows()
 	c.ID = s.CampaignID
 	if c.ID == "" {
 		c.ID = c.Identity[:20]
@@ -420,24 +424,87 @@ const planWorkers = 16
 
 // plan records the rows of c's file after row c.Planned in the ledger, as
 // planned items, never tried: each row under its billno, with the
-// campaign's id and its row number. It reads the version of the file Check
-// read (c.ETag), checks its identity again, and calls checkpoint with the
-// last row up to which every row is recorded, about once a second. A
-// row already recorded for the same campaign row with the same request is
-// kept as it is; one recorded otherwise is a RowError, returned with
-// ErrRefused after the whole file was read.
+// campaign's id and its row number. It calls checkpoint with the last row
+// up to which every row is recorded, about once a second.
+//
+// It reads the file twice. First it checks, recording nothing, that the
+// file is still the one Check read (its identity: the version Check read,
+// or the object as it is now if it was uploaded again since), and that no
+// row's own mch_billno is recorded for another request or another
+// campaign's row; either refuses the campaign (the RowErrors, with
+// ErrRefused), so that a refused file leaves nothing in the ledger. Then
+// it records the rows, reading exactly the version it checked. A row
+// already recorded for the same campaign row with the same request is
+// kept as it is (a plan that stopped midway goes on).
 func plan(ctx context.Context, c *Campaign, src Source, store ledger.Store, now func() time.Time, checkpoint func(planned int) error) ([]RowError, error) {
-	rc, _, err := src.Open(ctx, c.ETag)
+	rc, version, err := src.Open(ctx, c.ETag)
+	if errors.Is(err, ErrChanged) {
+		// Uploaded again (the same bytes get a new ETag under SSE-KMS):
+		// the identity says whether it is still the file checked.
+		rc, version, err = src.Open(ctx, "")
+	}
+	if err != nil {
+		return nil, fmt.Errorf("campaign %s: open the file: %w", c.ID, err)
+	}
+	identity, conflicts, err := eachRow(ctx, c, rc, 0, func(row Row) (*RowError, error) {
+		if row.MchBillno == "" {
+			return nil, nil // derived: the campaign's own
+		}
+		old, err := store.Get(ctx, ledger.Key{MchID: c.MchID, MchBillno: row.MchBillno})
+		if errors.Is(err, ledger.ErrNotFound) {
+			return nil, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		return taken(c, row, old), nil
+	}, nil, now)
+	rc.Close()
+	changed := []RowError{{Message: "the file changed since it was checked: start it again"}}
+	switch {
+	case errors.As(err, new(*RowError)):
+		return changed, fmt.Errorf("campaign %s: the file changed since it was checked: %w", c.ID, ErrRefused)
+	case err != nil:
+		return nil, fmt.Errorf("campaign %s: plan: %w", c.ID, err)
+	case identity != c.Identity:
+		return changed, fmt.Errorf("campaign %s: the file changed since it was checked: %w", c.ID, ErrRefused)
+	case len(conflicts) > 0:
+		return conflicts, fmt.Errorf("campaign %s: %d rows' billnos are recorded otherwise: %w", c.ID, len(conflicts), ErrRefused)
+	}
+
+	rc, _, err = src.Open(ctx, version)
 	if err != nil {
 		return nil, fmt.Errorf("campaign %s: open the file: %w", c.ID, err)
 	}
 	defer rc.Close()
+	_, conflicts, err = eachRow(ctx, c, rc, c.Planned, func(row Row) (*RowError, error) {
+		return record(ctx, c, row, store, now())
+	}, checkpoint, now)
+	switch {
+	case errors.As(err, new(*RowError)):
+		return changed, fmt.Errorf("campaign %s: the file changed since it was checked: %w", c.ID, ErrRefused)
+	case err != nil:
+		return nil, fmt.Errorf("campaign %s: plan: %w", c.ID, err)
+	case len(conflicts) > 0:
+		// Recorded by another since the check: rare, and these rows
+		// stay recorded, never tried.
+		return conflicts, fmt.Errorf("campaign %s: %d rows' billnos are recorded otherwise: %w", c.ID, len(conflicts), ErrRefused)
+	}
+	return nil, nil
+}
 
+// eachRow streams a campaign file, hashes every row into the campaign's
+// identity, and calls do for each row after row from, planWorkers at a
+// time, in batches; after each batch without a RowError, checkpoint (when
+// set) gets the batch's last row, about once a second and at the end. It
+// returns the identity and the RowErrors do found. A row that cannot be
+// read is returned as the error (a *RowError).
+func eachRow(ctx context.Context, c *Campaign, r io.Reader, from int, do func(Row) (*RowError, error),
+	checkpoint func(last int) error, now func() time.Time) (string, []RowError, error) {
 	id := newIdentity(c.MchID, c.Settings)
-
 	var (
 		mu        sync.Mutex
-		conflicts []RowError
+		found     []RowError
 		firstErr  error
 		batch     []Row
 		lastSaved = now()
@@ -451,11 +518,11 @@ func plan(ctx context.Context, c *Campaign, src Source, store ledger.Store, now 
 			go func() {
 				defer wg.Done()
 				defer func() { <-sem }()
-				rerr, err := record(ctx, c, row, store, now())
+				rerr, err := do(row)
 				mu.Lock()
 				defer mu.Unlock()
 				if rerr != nil {
-					conflicts = append(conflicts, *rerr)
+					found = append(found, *rerr)
 				}
 				if err != nil && firstErr == nil {
 					firstErr = err
@@ -468,49 +535,36 @@ func plan(ctx context.Context, c *Campaign, src Source, store ledger.Store, now 
 		}
 		last := batch[len(batch)-1].Number
 		batch = batch[:0]
-		if len(conflicts) == 0 && (now().Sub(lastSaved) >= time.Second || last == c.Rows) {
+		if checkpoint != nil && len(found) == 0 && (now().Sub(lastSaved) >= time.Second || last == c.Rows) {
 			lastSaved = now()
 			return checkpoint(last)
 		}
 		return nil
 	}
-	var bad *RowError
-	err = readRows(rc, func(row Row, rerr *RowError) bool {
+	var err error
+	readErr := readRows(r, func(row Row, rerr *RowError) bool {
 		if rerr != nil {
-			bad = rerr
+			err = rerr
 			return false
 		}
 		id.add(row)
-		if row.Number <= c.Planned {
+		if row.Number <= from {
 			return true
 		}
 		batch = append(batch, row)
 		if len(batch) == 4*planWorkers {
-			if err := flush(); err != nil {
-				firstErr = err
+			if err = flush(); err != nil {
 				return false
 			}
 		}
 		return ctx.Err() == nil
 	})
-	if err == nil && firstErr == nil && len(batch) > 0 {
+	if err == nil && readErr == nil && len(batch) > 0 {
 		err = flush()
 	}
-	switch {
-	case err != nil:
-		return nil, fmt.Errorf("campaign %s: plan: %w", c.ID, err)
-	case firstErr != nil:
-		return nil, fmt.Errorf("campaign %s: plan: %w", c.ID, firstErr)
-	case ctx.Err() != nil:
-		return nil, ctx.Err()
-	case bad != nil:
-		return []RowError{*bad}, fmt.Errorf("campaign %s: the file changed since it was checked: %w", c.ID, ErrRefused)
-	case id.String() != c.Identity:
-		return []RowError{{Message: "the file changed since it was checked"}}, fmt.Errorf("campaign %s: the file changed since it was checked: %w", c.ID, ErrRefused)
-	case len(conflicts) > 0:
-		return conflicts, fmt.Errorf("campaign %s: %d rows' billnos are recorded otherwise: %w", c.ID, len(conflicts), ErrRefused)
-	}
-	return nil, nil
+	err = firstError(firstError(readErr, err), ctx.Err())
+	slices.SortFunc(found, func(a, b RowError) int { return a.Row - b.Row })
+	return id.String(), found, err
 }
 
 // record writes one row's planned item, or finds it recorded already by
@@ -533,39 +587,55 @@ func record(ctx context.Context, c *Campaign, row Row, store ledger.Store, now t
 	if err != nil {
 		return nil, err
 	}
-	if old.Hash == ledger.Hash(API, fields) && old.CampaignID == c.ID && old.CampaignRow == row.Number {
-		return nil, nil
+	return taken(c, row, old), nil
+}
+
+// taken is the RowError of a row whose billno the ledger holds as old,
+// nil when old is that very row of the campaign, with its request.
+func taken(c *Campaign, row Row, old *ledger.Item) *RowError {
+	billno := old.MchBillno
+	if old.Hash == ledger.Hash(API, row.request(c.Settings, billno).Fields(c.MchID)) && old.CampaignID == c.ID && old.CampaignRow == row.Number {
+		return nil
 	}
 	msg := "mch_billno " + billno + " is recorded with another request"
 	if old.CampaignID != "" {
 		msg = fmt.Sprintf("mch_billno %s is recorded for campaign %s row %d", billno, old.CampaignID, old.CampaignRow)
 	}
-	return &RowError{Row: row.Number, Field: "mch_billno", Message: msg}, nil
+	return &RowError{Row: row.Number, Field: "mch_billno", Message: msg}
 }
 
 // LedgerSource is the ledger's Source of a campaign's red packets.
 const LedgerSource = "campaign"
 
 // identity hashes what makes a campaign: the merchant, the settings that
-// go into its requests, and its rows in order.
-type identity struct{ h hash.Hash }
+// go into its requests, and its rows in order; and apart, the merchant
+// and the rows alone.
+type identity struct{ h, rows hash.Hash }
 
 func newIdentity(mchID string, s Settings) identity {
 	s.Rate, s.CampaignID = 0, "" // pacing and naming: not the payments
 	b, _ := json.Marshal(s)
-	id := identity{sha256.New()}
+	id := identity{sha256.New(), sha256.New()}
 	fmt.Fprintf(id.h, "wxredpack campaign v1\x00%s\x00%s\n", mchID, b)
+	fmt.Fprintf(id.rows, "wxredpack campaign rows v1\x00%s\n", mchID)
 	return id
 }
 
 func (id identity) add(r Row) {
 	b, _ := json.Marshal(r)
-	id.h.Write(b)
-	id.h.Write([]byte{'\n'})
+	for _, h := range []hash.Hash{id.h, id.rows} {
+		h.Write(b)
+		h.Write([]byte{'\n'})
+	}
 }
 
 func (id identity) refuse(e RowError) {
-	fmt.Fprintf(id.h, "refused\x00%d\x00%s\x00%s\n", e.Row, e.Field, e.Message)
+	for _, h := range []hash.Hash{id.h, id.rows} {
+		fmt.Fprintf(h, "refused\x00%d\x00%s\x00%s\n", e.Row, e.Field, e.Message)
+	}
 }
 
 func (id identity) String() string { return hex.EncodeToString(id.h.Sum(nil)) }
+
+// Rows is the hash of the merchant and the rows alone.
+func (id identity) Rows() string { return hex.EncodeToString(id.rows.Sum(nil)) }

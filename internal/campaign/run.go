@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -114,6 +115,9 @@ const (
 	// reserve is the time a run leaves itself before its deadline to
 	// stop sending, let the sends in flight end and save its progress.
 	reserve = 20 * time.Second
+	// saveEvery is how often a run saves its progress and looks for a
+	// pause or a cancel by request.
+	saveEvery = 500 * time.Millisecond
 )
 
 // Run works on a campaign until no row is left to send, it is paused or
@@ -224,7 +228,7 @@ func (e *Engine) sendRows(ctx context.Context, c *Campaign, owner string, log *s
 		defer stop()
 	}
 
-	limiter := rate.NewLimiter(rate.Limit(c.Rate), 1)
+	pace := newPacing(c.Rate)
 	rows := make(chan *ledger.Item)
 	results := make(chan rowResult)
 	workers := e.Workers
@@ -240,7 +244,7 @@ func (e *Engine) sendRows(ctx context.Context, c *Campaign, owner string, log *s
 		go func() {
 			defer wg.Done()
 			for it := range rows {
-				results <- e.sendRow(sendCtx, ctx, started, it, limiter, log)
+				results <- e.sendRow(sendCtx, ctx, started, it, pace, log)
 			}
 		}()
 	}
@@ -252,17 +256,17 @@ func (e *Engine) sendRows(ctx context.Context, c *Campaign, owner string, log *s
 		close(results)
 	}()
 
-	// Collect: the cursor moves over rows done, in order; progress is
-	// saved about once a second, which is also when a pause or cancel
-	// by request is seen.
+	// Collect: the cursor moves over rows done, in order. Progress is
+	// saved every saveEvery, results or not, which is also when a pause
+	// or a cancel by request is seen: the run stops starting sends.
 	var (
-		cursor   = c.Cursor
-		done     = make(map[int]bool)
-		tally    = make(map[string]int)
-		sent     int
-		pause    string
-		runErr   error
-		lastSave = time.Now()
+		cursor      = c.Cursor
+		done        = make(map[int]bool)
+		tally       = make(map[string]int)
+		sent        int
+		pause       string
+		pauseStored bool
+		runErr      error
 	)
 	save := func(final bool) {
 		saved, err := e.checkpoint(ctx, c.ID, owner, func(s *Campaign) {
@@ -274,12 +278,19 @@ func (e *Engine) sendRows(ctx context.Context, c *Campaign, owner string, log *s
 			for k, v := range tally {
 				s.Outcomes[k] += v
 			}
-			if final && pause != "" && s.State == Running {
+			// A pause stored at once stays as it is: a resume since
+			// then is the merchant's word.
+			if final && pause != "" && !pauseStored && s.State == Running {
 				s.State, s.Reason = Paused, pause
 			}
 			if final && s.State == Running && s.Cursor >= s.Rows {
 				// Done: the report follows at once (below).
 				s.State, s.FinishedAt, s.ReportedAt = Done, e.now(), e.now()
+			}
+			if final && s.State == Cancelled {
+				// Rows in flight settled after the cancel's report was
+				// asked for.
+				s.ReportDue = true
 			}
 		})
 		if err != nil {
@@ -299,47 +310,56 @@ func (e *Engine) sendRows(ctx context.Context, c *Campaign, owner string, log *s
 			e.Progress(c)
 		}
 	}
-	for r := range results {
-		if r.outcome != "" {
-			sent++
-			tally[r.outcome]++
-		}
-		switch {
-		case r.err != nil:
-			runErr = firstError(runErr, r.err)
-			stop()
-		case r.pause != "":
-			if pause == "" {
-				// Pause at once: no more rows start, and whoever looks
-				// sees why, while the sends in flight end.
-				pause = r.pause
+	tick := time.NewTicker(saveEvery)
+	defer tick.Stop()
+	for collecting := true; collecting; {
+		select {
+		case <-tick.C:
+			save(false)
+			continue
+		case r, ok := <-results:
+			if !ok {
+				collecting = false
+				continue
+			}
+			if r.outcome != "" {
+				sent++
+				tally[r.outcome]++
+			}
+			switch {
+			case r.err != nil:
+				runErr = firstError(runErr, r.err)
 				stop()
-				log.WarnContext(ctx, "campaign paused: WeChat refused the merchant", slog.String("reason", r.pause))
-				if _, err := e.checkpoint(ctx, c.ID, owner, func(s *Campaign) {
-					if s.State == Running {
-						s.State, s.Reason = Paused, pause
+			case r.pause != "":
+				if pause == "" {
+					// Pause at once: no more rows start, and whoever
+					// looks sees why, while the sends in flight end.
+					pause = r.pause
+					stop()
+					log.WarnContext(ctx, "campaign paused: WeChat refused the merchant", slog.String("reason", r.pause))
+					if _, err := e.checkpoint(ctx, c.ID, owner, func(s *Campaign) {
+						if s.State == Running {
+							s.State, s.Reason = Paused, pause
+						}
+					}); err == nil {
+						pauseStored = true
+						e.metric(ctx, metrics.Count(metrics.CampaignPaused, 1))
 					}
-				}); err != nil {
-					runErr = firstError(runErr, err)
+				}
+			case r.done:
+				done[r.row] = true
+				for done[cursor+1] {
+					delete(done, cursor+1)
+					cursor++
 				}
 			}
-		case r.done:
-			done[r.row] = true
-			for done[cursor+1] {
-				delete(done, cursor+1)
-				cursor++
-			}
-		}
-		if time.Since(lastSave) >= time.Second {
-			lastSave = time.Now()
-			save(false)
 		}
 	}
 	if feedErr != nil && !errors.Is(feedErr, context.Canceled) && !errors.Is(feedErr, context.DeadlineExceeded) {
 		runErr = firstError(runErr, feedErr)
 	}
 	save(true)
-	if pause != "" && c.State == Paused {
+	if pause != "" && !pauseStored && c.State == Paused {
 		e.metric(ctx, metrics.Count(metrics.CampaignPaused, 1))
 	}
 	if c.State == Done {
@@ -374,6 +394,10 @@ func (e *Engine) feed(ctx context.Context, c *Campaign, rows chan<- *ledger.Item
 		}
 		progressed := false
 		for _, it := range page {
+			if it.CampaignRow <= after {
+				// Two items for one row: never send either on a guess.
+				return fmt.Errorf("campaign %s: row %d is recorded twice in the ledger (%s): left for a person", c.ID, it.CampaignRow, it.MchBillno)
+			}
 			if it.CampaignRow != after+1 {
 				break // the index has not caught up with this row yet
 			}
@@ -414,24 +438,90 @@ func needsSend(it *ledger.Item) bool {
 	case ledger.Recorded:
 		return it.Attempts == 0
 	case ledger.Failed:
-		return it.ErrCode == codeFreqLimit || pausing[it.ErrCode]
+		return resend[it.ErrCode] || pausing[it.ErrCode] || it.ErrCode == codeNoAuth
 	}
 	return false
 }
 
-const codeFreqLimit = "FREQ_LIMIT"
+// The refusals the runner treats apart.
+const (
+	codeFreqLimit = "FREQ_LIMIT"
+	// codeNoAuth is WeChat's refusal of the merchant (caller IP, product)
+	// and also its risk control's refusal of one receiver ("此请求可能存在
+	// 风险，已被微信拦截"): see noAuthOfReceiver.
+	codeNoAuth = "NO_AUTH"
+	// codeConfig is the ledger's err_code of a send the merchant's
+	// secret kept from being made.
+	codeConfig = payout.CodeConfig
+)
+
+// noAuthOfReceiver reports whether a NO_AUTH refusal of a row is WeChat's
+// risk control holding its receiver, so that the row is FAILED and the
+// campaign goes on, rather than the merchant's (the caller IP, the
+// product), which pauses it: WeChat says so ("风险", risk), or the row was
+// refused NO_AUTH before and resent by a resume, so that one receiver
+// cannot hold the campaign for ever.
+func noAuthOfReceiver(werr *wxpay.Error, it *ledger.Item) bool {
+	return strings.Contains(werr.Message, "风险") || it != nil && it.Attempts >= 2
+}
+
+// resend are the refusals after which nothing was paid and the row is
+// sent again: the rate, a send never made (NOT_ATTEMPTED: the deadline
+// came first; CONFIG_ERROR or no code: the secret could not be used).
+var resend = map[string]bool{
+	codeFreqLimit:          true,
+	wxpay.CodeNotAttempted: true,
+	codeConfig:             true,
+	"":                     true,
+}
 
 // pausing are WeChat's refusals that concern the merchant, not the
 // receiver: every row after would be refused alike, so the campaign
-// pauses, and the row is sent again on resume.
+// pauses at once, and the row is sent again on resume.
 var pausing = map[string]bool{
-	"NOTENOUGH":        true, // the balance is too low: top up, then resume
-	"SENDAMOUNT_LIMIT": true, // the merchant's amount for the day is reached
-	"NO_AUTH":          true, // the caller IP or the product is not allowed
-	"SIGN_ERROR":       true, // the APIv2 key does not match
-	"CA_ERROR":         true, // the certificate is refused
-	"ILLEGAL_APPID":    true, // the wxappid is not the merchant's
-	"CONFIG_ERROR":     true, // the merchant's secret cannot be used
+	"NOTENOUGH":         true, // the balance is too low: top up, then resume
+	"SENDAMOUNT_LIMIT":  true, // the merchant's amount for the day is reached
+	"SIGN_ERROR":        true, // the APIv2 key does not match
+	"CA_ERROR":          true, // the certificate is refused
+	"ILLEGAL_APPID":     true, // the wxappid is not the merchant's
+	"API_METHOD_CLOSED": true, // the product is closed for the merchant
+	codeConfig:          true, // the merchant's secret cannot be used
+}
+
+// pacing is a run's rate: the campaign's, slowed by a fifth at most once a
+// second while WeChat answers FREQ_LIMIT, and back up by a tenth of it
+// every ten seconds without one.
+type pacing struct {
+	limiter *rate.Limiter
+	target  rate.Limit
+
+	mu       sync.Mutex
+	slowedAt time.Time
+}
+
+func newPacing(r float64) *pacing {
+	return &pacing{limiter: rate.NewLimiter(rate.Limit(r), 1), target: rate.Limit(r)}
+}
+
+// slow notes a FREQ_LIMIT at now and returns the rate.
+func (p *pacing) slow(now time.Time) rate.Limit {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if now.Sub(p.slowedAt) >= time.Second {
+		p.slowedAt = now
+		p.limiter.SetLimitAt(now, max(p.limiter.Limit()*0.8, min(p.target, 1)))
+	}
+	return p.limiter.Limit()
+}
+
+// recover raises a slowed rate again after ten quiet seconds.
+func (p *pacing) recover(now time.Time) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if l := p.limiter.Limit(); l < p.target && now.Sub(p.slowedAt) >= 10*time.Second {
+		p.slowedAt = now
+		p.limiter.SetLimitAt(now, min(p.target, l+p.target/10))
+	}
 }
 
 // sendRow sends one row through the one send path, as many times as
@@ -439,12 +529,12 @@ var pausing = map[string]bool{
 // a cancel, the run's time up); a send once started runs under callCtx,
 // the invocation's, because stopping a call midway leaves its outcome
 // unknown.
-func (e *Engine) sendRow(ctx, callCtx context.Context, c *Campaign, it *ledger.Item, limiter *rate.Limiter, log *slog.Logger) rowResult {
+func (e *Engine) sendRow(ctx, callCtx context.Context, c *Campaign, it *ledger.Item, p *pacing, log *slog.Logger) rowResult {
 	res := rowResult{row: it.CampaignRow}
 	sender := &payout.Sender{Ledger: e.Ledger, Now: e.Now, Sleep: e.Sleep, Logger: e.logger()}
 	req := payout.Request{API: it.API, Fields: it.Fields, Source: LedgerSource, CampaignID: c.ID}
 	for {
-		if err := e.pace(ctx, c, limiter); err != nil {
+		if err := e.pace(ctx, c, p.limiter); err != nil {
 			if ctx.Err() == nil {
 				res.err = err
 			}
@@ -458,12 +548,14 @@ func (e *Engine) sendRow(ctx, callCtx context.Context, c *Campaign, it *ledger.I
 			werr *wxpay.Error
 			cerr *credstore.ConfigError
 		)
+		refused := errors.As(err, &werr) && werr.Outcome == wxpay.OutcomeFailed
 		switch {
 		case err == nil:
 			if !out.Replayed {
 				res.outcome = string(ledger.OutcomeSuccess)
 			}
 			res.done = true
+			p.recover(time.Now())
 		case errors.As(err, &perr):
 			if perr.Code == payout.CodeLedgerUnavailable {
 				res.err = err
@@ -471,20 +563,35 @@ func (e *Engine) sendRow(ctx, callCtx context.Context, c *Campaign, it *ledger.I
 			}
 			res.done = true // in flight elsewhere, or a conflict: the reconciler's, or a person's
 			log.WarnContext(ctx, "campaign row not sent", slog.Int("row", it.CampaignRow), slog.String("mch_billno", it.MchBillno), slog.String("code", perr.Code))
-		case errors.As(err, &werr) && werr.Outcome == wxpay.OutcomeFailed && werr.Code == codeFreqLimit:
+		case refused && werr.Code == codeFreqLimit:
 			res.outcome = codeFreqLimit
-			// Slow down for the rest of the run, and send the row again
-			// with the same billno.
-			limiter.SetLimit(max(limiter.Limit()*0.8, 1))
-			log.WarnContext(ctx, "campaign slowed: WeChat answered FREQ_LIMIT", slog.Float64("rate", float64(limiter.Limit())))
+			// Slow down, and send the row again with the same billno.
+			r := p.slow(time.Now())
+			log.WarnContext(ctx, "campaign slowed: WeChat answered FREQ_LIMIT", slog.Float64("rate", float64(r)))
 			if ctx.Err() != nil {
 				return res
 			}
 			continue
-		case errors.As(err, &werr) && werr.Outcome == wxpay.OutcomeFailed && pausing[werr.Code]:
+		case refused && pausing[werr.Code]:
 			res.outcome, res.pause = werr.Code, werr.Code+": "+werr.Message
+		case refused && werr.Code == codeNoAuth:
+			res.outcome = werr.Code
+			if noAuthOfReceiver(werr, out.Item) {
+				res.done = true // one receiver held: FAILED, and on
+				log.WarnContext(ctx, "campaign row refused NO_AUTH for its receiver: FAILED", slog.Int("row", it.CampaignRow),
+					slog.String("mch_billno", it.MchBillno), slog.String("err_code_des", werr.Message))
+			} else {
+				res.pause = werr.Code + ": " + werr.Message
+			}
+		case refused && werr.Code == wxpay.CodeNotAttempted:
+			return res // nothing sent: the row waits for the next run
+		case errors.As(err, &cerr) && cerr.Temporary():
+			// The secret could not be fetched just now: nothing was sent;
+			// the next run tries again.
+			res.err = err
+			return res
 		case errors.As(err, &cerr):
-			res.outcome, res.pause = "CONFIG_ERROR", "CONFIG_ERROR: "+cerr.Error()
+			res.outcome, res.pause = codeConfig, codeConfig+": "+cerr.Error()
 		default:
 			res.outcome, res.done = string(outcomeOf(err)), true
 		}

@@ -58,11 +58,13 @@ func (e *Engine) Start(ctx context.Context, source string, s Settings) (*Started
 	now := e.now()
 	c := &Campaign{
 		ID: checked.ID, MchID: mchID, State: Planning, Settings: s, Source: source, ETag: etag,
-		Identity: checked.Identity, Rows: checked.Rows, Amount: checked.Amount, Rate: e.rateOf(s),
+		Identity: checked.Identity, RowsIdentity: checked.RowsIdentity, Rows: checked.Rows, Amount: checked.Amount, Rate: e.rateOf(s),
 		CreatedAt: now, UpdatedAt: now,
 	}
 	if len(checked.Errors) > 0 {
 		c.State, c.Reason = Refused, fmt.Sprintf("%d invalid rows: nothing was sent", len(checked.Errors))
+	} else if err := e.notRunning(ctx, c); err != nil {
+		return nil, err
 	}
 	switch err := e.Campaigns.Create(ctx, c); {
 	case errors.Is(err, ErrExists):
@@ -74,6 +76,14 @@ func (e *Engine) Start(ctx context.Context, source string, s Settings) (*Started
 			return &Started{Campaign: old, Existing: true, Errors: checked.Errors}, nil
 		}
 		if old.State != Refused || old.MchID != mchID {
+			return nil, &ConflictError{ID: c.ID}
+		}
+		// Only a file refused before it was planned holds nothing: rows
+		// of a file refused while planning stay in the ledger under the
+		// campaign's id, and a corrected file must not mix with them.
+		if planned, err := e.Ledger.CampaignRows(ctx, c.ID, 0, 1); err != nil {
+			return nil, fmt.Errorf("campaign %s: read its rows: %w", c.ID, err)
+		} else if len(planned) > 0 || old.Planned > 0 {
 			return nil, &ConflictError{ID: c.ID}
 		}
 		// A refused file sent nothing: its campaign_id names the
@@ -93,6 +103,36 @@ func (e *Engine) Start(ctx context.Context, source string, s Settings) (*Started
 	e.logger().InfoContext(ctx, "campaign started", slog.String("campaign_id", c.ID), slog.String("state", string(c.State)),
 		slog.Int("rows", c.Rows), slog.Int64("amount", c.Amount))
 	return &Started{Campaign: c, Errors: checked.Errors}, nil
+}
+
+// DuplicateError is Start's refusal of a file whose rows are those of a
+// campaign not over yet (planning, running or paused) under another id:
+// most likely the same list started again with its settings edited,
+// which would pay every receiver twice.
+type DuplicateError struct {
+	ID, Other string
+	State     State
+}
+
+// Error says what to do.
+func (e *DuplicateError) Error() string {
+	return fmt.Sprintf("the same rows are campaign %s, still %s: cancel it, or wait until it is done, before starting them again as campaign %s; nothing was recorded",
+		e.Other, e.State, e.ID)
+}
+
+// notRunning refuses a new campaign whose rows are those of another one
+// not over yet.
+func (e *Engine) notRunning(ctx context.Context, c *Campaign) error {
+	list, err := e.Campaigns.List(ctx)
+	if err != nil {
+		return fmt.Errorf("campaign: list: %w", err)
+	}
+	for _, o := range list {
+		if o.ID != c.ID && o.MchID == c.MchID && o.RowsIdentity == c.RowsIdentity && !o.State.Final() {
+			return &DuplicateError{ID: c.ID, Other: o.ID, State: o.State}
+		}
+	}
+	return nil
 }
 
 // Get returns a campaign. ErrNotFound when there is none.

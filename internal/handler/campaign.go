@@ -36,6 +36,9 @@ const (
 	// CodeCampaignConflict: the settings' campaign_id names a campaign of
 	// another file or other settings.
 	CodeCampaignConflict = "CAMPAIGN_CONFLICT"
+	// CodeDuplicateCampaign: the file's rows are those of a campaign not
+	// over yet, under another id (its settings differ).
+	CodeDuplicateCampaign = "DUPLICATE_CAMPAIGN"
 	// CodeInvalidState: the campaign's state does not allow the action.
 	CodeInvalidState = "INVALID_STATE"
 	// CodeUnavailable: the campaign store could not be reached.
@@ -162,8 +165,8 @@ func (h *CampaignsHandler) start(ctx context.Context, r httpRequest) (int, []byt
 	if err := json.Unmarshal(r.body, &req, json.RejectUnknownMembers(true)); err != nil {
 		return apiError(http.StatusBadRequest, CodeInvalidRequest, "the body must be {\"object\": \"incoming/NAME.csv\", \"settings\": {...}}: "+err.Error(), nil)
 	}
-	if req.Object == "" || strings.HasPrefix(req.Object, "/") || strings.Contains(req.Object, "://") {
-		return apiError(http.StatusBadRequest, CodeInvalidRequest, "object: the file's key in the stack's bucket is required, such as incoming/spring.csv", nil)
+	if !strings.HasPrefix(req.Object, IncomingPrefix) || strings.Contains(req.Object, "://") {
+		return apiError(http.StatusBadRequest, CodeInvalidRequest, "object: the file's key under incoming/ in the stack's bucket is required, such as incoming/spring.csv", nil)
 	}
 	settings := req.Settings
 	if settings == nil {
@@ -243,6 +246,7 @@ func (h *CampaignsHandler) answer(status int, c *campaign.Campaign, existing boo
 		ferr *credstore.ConfigError
 		nf   *s3types.NoSuchKey
 		berr *settingsError
+		derr *campaign.DuplicateError
 	)
 	switch {
 	case err == nil:
@@ -256,6 +260,8 @@ func (h *CampaignsHandler) answer(status int, c *campaign.Campaign, existing boo
 		return apiError(http.StatusConflict, CodeInvalidState, serr.Error(), map[string]any{"state": serr.State})
 	case errors.As(err, &cerr):
 		return apiError(http.StatusConflict, CodeCampaignConflict, cerr.Error(), nil)
+	case errors.As(err, &derr):
+		return apiError(http.StatusConflict, CodeDuplicateCampaign, derr.Error(), map[string]any{"campaign_id": derr.Other, "state": derr.State})
 	case errors.As(err, &ferr):
 		return apiError(http.StatusInternalServerError, CodeConfig, ferr.Error(), nil)
 	case errors.As(err, &berr):
@@ -388,7 +394,7 @@ func (h *CampaignsHandler) dropped(ctx context.Context, key string) error {
 	st, err := h.engine.Start(ctx, h.s3URL(object), s)
 	var cerr *campaign.ConflictError
 	switch {
-	case errors.As(err, &cerr):
+	case errors.As(err, &cerr), errors.As(err, new(*campaign.DuplicateError)):
 		h.log.Error("campaigns: a dropped file was refused", slog.String("key", object), slog.String("error", err.Error()))
 		return nil
 	case err != nil:

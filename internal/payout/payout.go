@@ -35,6 +35,9 @@ const (
 	CodeInProgress = "IN_PROGRESS"
 	// CodeLedgerUnavailable: the ledger could not record the request.
 	CodeLedgerUnavailable = "LEDGER_UNAVAILABLE"
+	// CodeConfig is the err_code stored for a send the merchant's
+	// credentials kept from being made (a credstore.ConfigError).
+	CodeConfig = "CONFIG_ERROR"
 )
 
 // Error is a refusal by the send path: nothing was sent by this request.
@@ -226,6 +229,9 @@ func outcomeOf(res any, err error) (ledger.Outcome, ledger.Settlement) {
 			// (nothing sent) or something unexplained (maybe sent).
 			var cerr *credstore.ConfigError
 			if errors.As(err, &cerr) {
+				// Nothing was sent; the code tells a campaign that the
+				// row may be sent again.
+				set.ErrCode, set.ErrCodeDes = CodeConfig, cerr.Error()
 				return ledger.OutcomeFailed, set
 			}
 			return ledger.OutcomeUnknown, set

@@ -41,25 +41,26 @@ func Full(id string) *campaign.Campaign {
 			SceneID:    "PRODUCT_1",
 			Rate:       12.5,
 		},
-		Source:      "s3://bucket/campaigns/" + id + ".csv",
-		ETag:        `"9b2cf535f27731c974343645a3985328"`,
-		Identity:    "3f7a5c0e1d2b4a6980c7e5f3a1b2c3d4e5f60718293a4b5c6d7e8f9a0b1c2d3e",
-		Rows:        2500,
-		Amount:      250_000,
-		Planned:     2500,
-		Cursor:      1200,
-		Sent:        1250,
-		Outcomes:    map[string]int{"success": 1180, "failed": 12, "unknown": 8, "NOTENOUGH": 50},
-		Rate:        0.75,
-		RunnerOwner: "runner-1",
-		RunnerUntil: t0.Add(5 * time.Minute),
-		CreatedAt:   t0,
-		StartedAt:   t0.Add(time.Second),
-		FinishedAt:  t0.Add(time.Hour),
-		UpdatedAt:   t0.Add(2 * time.Hour),
-		ReportDue:   true,
-		ReportedAt:  t0.Add(90 * time.Minute),
-		Version:     7, // Create ignores it
+		Source:       "s3://bucket/campaigns/" + id + ".csv",
+		ETag:         `"9b2cf535f27731c974343645a3985328"`,
+		Identity:     "3f7a5c0e1d2b4a6980c7e5f3a1b2c3d4e5f60718293a4b5c6d7e8f9a0b1c2d3e",
+		RowsIdentity: "8d2e0a7c4b1f3e5d6c9a8b7e0f1d2c3b4a5e6f708192a3b4c5d6e7f8091a2b3c",
+		Rows:         2500,
+		Amount:       250_000,
+		Planned:      2500,
+		Cursor:       1200,
+		Sent:         1250,
+		Outcomes:     map[string]int{"success": 1180, "failed": 12, "unknown": 8, "NOTENOUGH": 50},
+		Rate:         0.75,
+		RunnerOwner:  "runner-1",
+		RunnerUntil:  t0.Add(5 * time.Minute),
+		CreatedAt:    t0,
+		StartedAt:    t0.Add(time.Second),
+		FinishedAt:   t0.Add(time.Hour),
+		UpdatedAt:    t0.Add(2 * time.Hour),
+		ReportDue:    true,
+		ReportedAt:   t0.Add(90 * time.Minute),
+		Version:      7, // Create ignores it
 	}
 }
 
@@ -333,7 +334,7 @@ func Run(t *testing.T, newStore func(t *testing.T) campaign.Store) {
 			{"planning", campaign.Planning, false, 3 * time.Second, true},
 			{"running-b", campaign.Running, false, time.Second, true},
 			{"running-a", campaign.Running, false, time.Second, true}, // same CreatedAt: by id
-			{"paused", campaign.Paused, false, 0, false},
+			{"paused", campaign.Paused, false, 0, true},
 			{"paused-due", campaign.Paused, true, 4 * time.Second, true},
 			{"done", campaign.Done, false, 0, false},
 			{"done-due", campaign.Done, true, 2 * time.Second, true},
@@ -347,7 +348,7 @@ func Run(t *testing.T, newStore func(t *testing.T) campaign.Store) {
 				t.Fatalf("Create %s: %v", c.id, err)
 			}
 		}
-		want := []string{"running-due", "running-a", "running-b", "done-due", "planning", "paused-due", "cancelled-due"}
+		want := []string{"paused", "running-due", "running-a", "running-b", "done-due", "planning", "paused-due", "cancelled-due"}
 		if got := listIDs(t, s); !reflect.DeepEqual(got, want) {
 			t.Fatalf("List: %v, want %v", got, want)
 		}
