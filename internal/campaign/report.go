@@ -169,6 +169,19 @@ type report struct {
 // csvHeader is the report CSV's header.
 var csvHeader = []string{"row", "mch_billno", "re_openid", "total_amount", "state", "err_code", "send_listid"}
 
+// NotSent is the report's state of a row the campaign never sent: in the
+// ledger RECORDED with no try (a cancelled or paused campaign's rest), so
+// that it reads apart from a RECORDED row whose send died mid-call.
+const NotSent ledger.State = "NOT_SENT"
+
+// reportState is a row's state as the report shows it.
+func reportState(it *ledger.Item) ledger.State {
+	if it.State == ledger.Recorded && it.Attempts == 0 {
+		return NotSent
+	}
+	return it.State
+}
+
 // add records one item.
 func (r *report) add(it *ledger.Item) error {
 	raw := it.Fields["total_amount"]
@@ -178,9 +191,10 @@ func (r *report) add(it *ledger.Item) error {
 		// fields as signed: an unreadable one is not a figure to guess.
 		return fmt.Errorf("row %d (%s): total_amount %q: %w", it.CampaignRow, it.MchBillno, raw, err)
 	}
+	state := reportState(it)
 	r.record = append(r.record[:0],
 		strconv.Itoa(it.CampaignRow), it.MchBillno, it.Fields["re_openid"], raw,
-		string(it.State), it.ErrCode, it.SendListID)
+		string(state), it.ErrCode, it.SendListID)
 	if err := r.w.Write(r.record); err != nil {
 		return fmt.Errorf("row %d: csv: %w", it.CampaignRow, err)
 	}
@@ -188,9 +202,9 @@ func (r *report) add(it *ledger.Item) error {
 	s := &r.sum
 	s.Rows++
 	s.Amount += amount
-	t := s.States[it.State]
+	t := s.States[state]
 	t.add(amount)
-	s.States[it.State] = t
+	s.States[state] = t
 	if it.State.Paid() {
 		s.Paid.add(amount)
 	}

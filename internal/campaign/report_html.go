@@ -33,7 +33,7 @@ var errCodeMeanings = map[string]string{
 // stateOrder is the order states are shown in: not yet settled, paid,
 // not paid, for a person. States outside it follow, sorted.
 var stateOrder = []ledger.State{
-	ledger.Recorded, ledger.Unknown, ledger.Sent, ledger.Received, ledger.Refunded,
+	NotSent, ledger.Recorded, ledger.Unknown, ledger.Sent, ledger.Received, ledger.Refunded,
 	ledger.Failed, ledger.Expired, ledger.NeedsAttention,
 }
 
@@ -415,7 +415,7 @@ th{background:#f6f8fa;font-weight:600}td.n,th.n{text-align:right;font-variant-nu
 .card b{display:block;font-size:20px}.card span{color:#57606a;font-size:12px}
 svg text{font-size:11px;fill:#57606a}svg .axis{stroke:#8c959f;stroke-width:1}svg .grid{stroke:#eaeef2;stroke-width:1}
 svg .bar{fill:#0969da}.stack{width:100%;height:22px;display:block;margin:2px 0 10px}.sw{width:12px;height:12px;vertical-align:-1px}
-.s-RECORDED{fill:#d0d7de}.s-UNKNOWN{fill:#bf8700}.s-SENT{fill:#54aeff}.s-RECEIVED{fill:#1a7f37}.s-REFUNDED{fill:#8250df}
+.s-NOT_SENT{fill:#eaeef2}.s-RECORDED{fill:#d0d7de}.s-UNKNOWN{fill:#bf8700}.s-SENT{fill:#54aeff}.s-RECEIVED{fill:#1a7f37}.s-REFUNDED{fill:#8250df}
 .s-FAILED{fill:#cf222e}.s-EXPIRED{fill:#6e7781}.s-NEEDS_ATTENTION{fill:#fb8500}.s-other{fill:#24292f}
 code{font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;font-size:12.5px}
 footer{margin-top:32px;color:#57606a;font-size:12px}

@@ -130,7 +130,7 @@ func TestWriteReportCSV(t *testing.T) {
 		{"3", "300", "FAILED", "NOTENOUGH", ""},
 		{"4", "150", "FAILED", "SENDNUM_LIMIT", ""},
 		{"5", "500", "UNKNOWN", "SYSTEMERROR", ""},
-		{"6", "1000", "RECORDED", "", ""},
+		{"6", "1000", "NOT_SENT", "", ""},
 		{"7", "123456", "REFUNDED", "", "L7"},
 		{"8", "50", "FAILED", "", ""},
 		{"9", "70", "NEEDS_ATTENTION", "", ""},
@@ -172,7 +172,7 @@ func TestWriteReportSummary(t *testing.T) {
 				CampaignID: "spring", State: Done, Rows: 10, Amount: 125906,
 				States: map[ledger.State]Tally{
 					ledger.Sent: {1, 100}, ledger.Received: {1, 200}, ledger.Failed: {3, 500},
-					ledger.Unknown: {1, 500}, ledger.Recorded: {1, 1000}, ledger.Refunded: {1, 123456},
+					ledger.Unknown: {1, 500}, NotSent: {1, 1000}, ledger.Refunded: {1, 123456},
 					ledger.NeedsAttention: {1, 70}, ledger.Expired: {1, 80},
 				},
 				Failures: map[string]Tally{
@@ -331,7 +331,7 @@ func TestWriteReportHTML(t *testing.T) {
 		"Top it up", // NOTENOUGH's meaning
 		"用户账号异常",    // the reason of a FAILED row without err_code
 	}
-	for _, st := range []ledger.State{ledger.Recorded, ledger.Sent, ledger.Failed, ledger.Unknown,
+	for _, st := range []ledger.State{NotSent, ledger.Sent, ledger.Failed, ledger.Unknown,
 		ledger.Received, ledger.Refunded, ledger.Expired, ledger.NeedsAttention} {
 		want = append(want, string(st))
 	}

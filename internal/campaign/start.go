@@ -248,7 +248,9 @@ func (e *Engine) Tick(ctx context.Context) ([]*Campaign, error) {
 			if done != nil {
 				worked = append(worked, done)
 			}
-		case c.ReportDue:
+		case c.ReportDue && c.RunnerFree(e.now()):
+			// (A runner still at work writes its own report, or asks
+			// for one when it ends.)
 			if err := e.reportDue(ctx, c.ID); err != nil {
 				errs = append(errs, err)
 			}
