@@ -385,7 +385,7 @@ func (h *CampaignsHandler) dropped(ctx context.Context, key string) error {
 	s, found, err := h.settingsBeside(ctx, object)
 	if err != nil {
 		h.log.Error("campaigns: the settings beside a dropped file cannot be read", slog.String("key", settingsKey(object)), slog.String("error", err.Error()))
-		return nil // a bad settings file: a new one starts it
+		return h.refusedDrop(ctx, object, CodeInvalidRequest, err) // a new settings file starts it
 	}
 	if !found {
 		h.log.Info("campaigns: file dropped; the campaign starts when its settings arrive", slog.String("key", object), slog.String("settings", settingsKey(object)))
@@ -394,14 +394,33 @@ func (h *CampaignsHandler) dropped(ctx context.Context, key string) error {
 	st, err := h.engine.Start(ctx, h.s3URL(object), s)
 	var cerr *campaign.ConflictError
 	switch {
-	case errors.As(err, &cerr), errors.As(err, new(*campaign.DuplicateError)):
+	case errors.As(err, &cerr):
 		h.log.Error("campaigns: a dropped file was refused", slog.String("key", object), slog.String("error", err.Error()))
-		return nil
+		return h.refusedDrop(ctx, object, CodeCampaignConflict, err)
+	case errors.As(err, new(*campaign.DuplicateError)):
+		h.log.Error("campaigns: a dropped file was refused", slog.String("key", object), slog.String("error", err.Error()))
+		return h.refusedDrop(ctx, object, CodeDuplicateCampaign, err)
 	case err != nil:
 		return err
 	}
 	h.log.Info("campaigns: a dropped file started a campaign", slog.String("key", object), slog.String("campaign_id", st.Campaign.ID),
 		slog.String("state", string(st.Campaign.State)), slog.Bool("existing", st.Existing), slog.Int("errors", len(st.Errors)))
+	return nil
+}
+
+// refusedDrop tells the merchant who dropped a file why it started no
+// campaign: reports/NAME.error.json beside where its reports would be,
+// with the code and message the API would have answered.
+func (h *CampaignsHandler) refusedDrop(ctx context.Context, object, code string, cause error) error {
+	name := strings.TrimPrefix(object, IncomingPrefix)
+	name = strings.TrimSuffix(strings.TrimSuffix(strings.TrimSuffix(name, settingsSuffix), ".csv"), ".jsonl")
+	b, _ := marshal(map[string]any{"object": object, "error": map[string]string{"code": code, "message": cause.Error()}})
+	if h.engine.Reports == nil {
+		return nil
+	}
+	if err := h.engine.Reports.Put(ctx, strings.ReplaceAll(name, "/", "_")+".error.json", "application/json", b); err != nil {
+		return fmt.Errorf("campaigns: write the refusal of %s: %w", object, err)
+	}
 	return nil
 }
 

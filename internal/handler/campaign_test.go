@@ -759,6 +759,34 @@ func TestCampaignsS3Events(t *testing.T) {
 			t.Errorf("no refusal report: %v", w.bucket.keys(""))
 		}
 	})
+
+	t.Run("refused drops say why", func(t *testing.T) {
+		// No campaign starts: nothing for Lambda to retry, and
+		// reports/NAME.error.json tells the merchant why.
+		for _, tc := range []struct {
+			name     string
+			settings []byte
+			code     string
+		}{
+			{"settings that do not decode", []byte(`{"wxappid": "wx8888888888888888", "sendname": "x"}`), "INVALID_REQUEST"},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				w := newCampaignWorld(t)
+				w.bucket.put(sampleSettings, "", tc.settings)
+				w.bucket.put(sampleObject, "", campaignFile(3))
+				if err := w.notify(t, sampleObject); err != nil {
+					t.Fatalf("notification: %v", err)
+				}
+				if list, _ := w.store.List(context.Background()); len(list) != 0 {
+					t.Errorf("%d campaigns started", len(list))
+				}
+				body, _, ok := w.bucket.object("reports/spring.error.json")
+				if !ok || !strings.Contains(string(body), tc.code) || !strings.Contains(string(body), sampleObject) {
+					t.Errorf("reports/spring.error.json: %q (present %v), want the code %s and the object", body, ok, tc.code)
+				}
+			})
+		}
+	})
 }
 
 // TestCampaignRun: the runner's scheduled tick runs a started campaign to
