@@ -104,10 +104,19 @@ func (d *DynamoDB) Create(ctx context.Context, c *Campaign) error {
 		return fmt.Errorf("campaign: create %s: %w", c.ID, err)
 	}
 	// A campaign is created once: a second Create must not replace it.
-	expr, err := expression.NewBuilder().
-		WithCondition(expression.Name(HashKey).AttributeNotExists()).Build()
+	cond := expression.Name(HashKey).AttributeNotExists()
+	if err := d.putIf(ctx, av, cond); err != nil {
+		return campaignWriteError("create", c.ID, err, ErrExists)
+	}
+	c.Version = 1
+	return nil
+}
+
+// putIf writes item av on condition cond: one conditional PutItem.
+func (d *DynamoDB) putIf(ctx context.Context, av map[string]types.AttributeValue, cond expression.ConditionBuilder) error {
+	expr, err := expression.NewBuilder().WithCondition(cond).Build()
 	if err != nil {
-		return fmt.Errorf("campaign: create %s: %w", c.ID, err)
+		return err
 	}
 	_, err = d.client.PutItem(ctx, &dynamodb.PutItemInput{
 		TableName:                 aws.String(d.table),
@@ -116,11 +125,7 @@ func (d *DynamoDB) Create(ctx context.Context, c *Campaign) error {
 		ExpressionAttributeNames:  expr.Names(),
 		ExpressionAttributeValues: expr.Values(),
 	})
-	if err := campaignWriteError("create", c.ID, err, ErrExists); err != nil {
-		return err
-	}
-	c.Version = 1
-	return nil
+	return err
 }
 
 // Get implements Store. An id that is not a campaign id (a pacing item's)
@@ -163,19 +168,8 @@ func (d *DynamoDB) Put(ctx context.Context, c *Campaign) error {
 	// Only over the version read: a write since then wins, and this one
 	// is refused rather than undoing it.
 	cond := expression.Name(attrVersion).Equal(expression.Value(c.Version))
-	expr, err := expression.NewBuilder().WithCondition(cond).Build()
-	if err != nil {
-		return fmt.Errorf("campaign: put %s: %w", c.ID, err)
-	}
-	_, err = d.client.PutItem(ctx, &dynamodb.PutItemInput{
-		TableName:                 aws.String(d.table),
-		Item:                      av,
-		ConditionExpression:       expr.Condition(),
-		ExpressionAttributeNames:  expr.Names(),
-		ExpressionAttributeValues: expr.Values(),
-	})
-	if err := campaignWriteError("put", c.ID+" at version "+strconv.FormatInt(c.Version, 10), err, ErrVersion); err != nil {
-		return err
+	if err := d.putIf(ctx, av, cond); err != nil {
+		return campaignWriteError("put", c.ID+" at version "+strconv.FormatInt(c.Version, 10), err, ErrVersion)
 	}
 	c.Version = next
 	return nil
