@@ -286,6 +286,8 @@ func TestCampaignPausesWhenBalanceRunsOut(t *testing.T) {
 	paused := pausedAt(t, h, c.ID)
 	if d := paused.Sub(first); d > time.Second {
 		t.Errorf("paused %v after the first NOTENOUGH, want within 1 s", d)
+	} else {
+		t.Logf("paused %v after the first NOTENOUGH; %d sends started after it", d, after)
 	}
 	if after > campaign.DefaultWorkers {
 		t.Errorf("%d sends started after the first NOTENOUGH, want at most the %d in flight", after, campaign.DefaultWorkers)
