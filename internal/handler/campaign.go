@@ -13,15 +13,12 @@ import (
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
-	"github.com/aws/aws-sdk-go-v2/config"
-	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/go-json-experiment/json"
 
 	"github.com/redpacket-lambda/wxredpack/internal/campaign"
 	"github.com/redpacket-lambda/wxredpack/internal/credstore"
-	"github.com/redpacket-lambda/wxredpack/internal/ledger"
 	"github.com/redpacket-lambda/wxredpack/internal/reconcile"
 )
 
@@ -87,8 +84,8 @@ func NewCampaigns(engine *campaign.Engine, client campaign.S3API, bucket string,
 // fails: a configuration fault is logged once and every request answers
 // CONFIG_ERROR naming it.
 func CampaignsFromEnv(ctx context.Context) *CampaignsHandler {
-	logger := NewLogger(os.Stdout, logLevel())
-	engine, client, bucket, err := campaignEngineFromEnv(ctx, logger)
+	engine, client, bucket, err := campaignEngineFromEnv(ctx)
+	logger := engine.Logger
 	h := NewCampaigns(engine, client, bucket, logger)
 	if err != nil {
 		logger.Error("configuration error", slog.String("function", "campaigns"), slog.String("error", err.Error()))
@@ -446,8 +443,8 @@ func NewCampaignRun(engine *campaign.Engine, logger *slog.Logger) *CampaignRunHa
 // CampaignRunFromEnv builds CampaignRunFunction's handler the way a
 // deployed function runs; see campaignEngineFromEnv.
 func CampaignRunFromEnv(ctx context.Context) *CampaignRunHandler {
-	logger := NewLogger(os.Stdout, logLevel())
-	engine, _, _, err := campaignEngineFromEnv(ctx, logger)
+	engine, _, _, err := campaignEngineFromEnv(ctx)
+	logger := engine.Logger
 	h := NewCampaignRun(engine, logger)
 	if err != nil {
 		logger.Error("configuration error", slog.String("function", "campaignrun"), slog.String("error", err.Error()))
@@ -511,18 +508,26 @@ func (h *CampaignRunHandler) Invoke(ctx context.Context, payload []byte) ([]byte
 // WXPAY_RATE_LIMIT and WXPAY_API_RESERVE (campaign.DefaultRateLimit and
 // campaign.DefaultAPIReserve when unset). The engine is returned even with
 // an error, so that the error can be answered.
-func campaignEngineFromEnv(ctx context.Context, logger *slog.Logger) (*campaign.Engine, campaign.S3API, string, error) {
-	engine := &campaign.Engine{Logger: logger}
-	settings, err := SettingsFromEnv(os.Getenv)
-	if err != nil {
-		return engine, nil, "", &credstore.ConfigError{Field: "environment", Reason: err.Error()}
+func campaignEngineFromEnv(ctx context.Context) (*campaign.Engine, campaign.S3API, string, error) {
+	env, cerr := loadEnvironment(ctx)
+	engine := &campaign.Engine{Logger: env.logger}
+	if cerr != nil {
+		return engine, nil, "", cerr
 	}
-	need := map[string]string{}
-	for _, name := range []string{"WXPAY_LEDGER_TABLE", "WXPAY_CAMPAIGN_TABLE", "WXPAY_CAMPAIGN_BUCKET"} {
-		if need[name] = strings.TrimSpace(os.Getenv(name)); need[name] == "" {
-			return engine, nil, "", &credstore.ConfigError{Field: name, Reason: "is required by the campaign functions"}
+	bucket := strings.TrimSpace(os.Getenv("WXPAY_CAMPAIGN_BUCKET"))
+	for _, v := range []struct {
+		name    string
+		missing bool
+	}{
+		{"WXPAY_LEDGER_TABLE", env.ledger == nil},
+		{"WXPAY_CAMPAIGN_TABLE", env.campaigns == nil},
+		{"WXPAY_CAMPAIGN_BUCKET", bucket == ""},
+	} {
+		if v.missing {
+			return engine, nil, "", &credstore.ConfigError{Field: v.name, Reason: "is required by the campaign functions"}
 		}
 	}
+	var err error
 	if engine.RateLimit, err = intEnv(os.Getenv, "WXPAY_RATE_LIMIT", 1, 10000); err == nil {
 		engine.APIReserve, err = intEnv(os.Getenv, "WXPAY_API_RESERVE", 0, 10000)
 		if err == nil && engine.APIReserve == 0 && os.Getenv("WXPAY_API_RESERVE") != "" {
@@ -532,12 +537,7 @@ func campaignEngineFromEnv(ctx context.Context, logger *slog.Logger) (*campaign.
 	if err != nil {
 		return engine, nil, "", &credstore.ConfigError{Field: "environment", Reason: err.Error()}
 	}
-	cfg, err := config.LoadDefaultConfig(ctx)
-	if err != nil {
-		return engine, nil, "", &credstore.ConfigError{Field: "aws", Reason: "cannot load the AWS SDK configuration", Err: err}
-	}
-	db := dynamodb.NewFromConfig(cfg)
-	client := s3.NewFromConfig(cfg, func(o *s3.Options) {
+	client := s3.NewFromConfig(env.aws, func(o *s3.Options) {
 		// Endpoints that are not AWS's (moto in tests) serve buckets by
 		// path.
 		o.UsePathStyle = os.Getenv("AWS_ENDPOINT_URL_S3") != "" || os.Getenv("AWS_ENDPOINT_URL") != ""
@@ -546,10 +546,8 @@ func campaignEngineFromEnv(ctx context.Context, logger *slog.Logger) (*campaign.
 		// tools): TLS already guards the bytes.
 		o.DisableLogOutputChecksumValidationSkipped = true
 	})
-	bucket := need["WXPAY_CAMPAIGN_BUCKET"]
-	campaigns := campaign.NewDynamoDB(db, need["WXPAY_CAMPAIGN_TABLE"])
-	engine.Campaigns, engine.Window = campaigns, campaigns
-	engine.Ledger = ledger.NewDynamoDB(db, need["WXPAY_LEDGER_TABLE"])
+	engine.Campaigns, engine.Window = env.campaigns, env.campaigns
+	engine.Ledger = env.ledger
 	engine.Reports = campaign.Bucket{Client: client, Name: bucket, Prefix: ReportsPrefix}
 	engine.Open = func(source string) (campaign.Source, error) {
 		b, key, err := campaign.ParseS3URL(source)
@@ -558,23 +556,6 @@ func campaignEngineFromEnv(ctx context.Context, logger *slog.Logger) (*campaign.
 		}
 		return campaign.S3Object{Client: client, Bucket: b, Key: key}, nil
 	}
-	store, err := credstore.FromEnv(ctx, settings.NewClient, logger)
-	if err != nil {
-		var cerr *credstore.ConfigError
-		if !errors.As(err, &cerr) {
-			cerr = &credstore.ConfigError{Field: "aws", Reason: "cannot load the AWS SDK configuration", Err: err}
-		}
-		return engine, client, bucket, cerr
-	}
-	engine.WeChat = reconcile.Merchant{Store: store}
+	engine.WeChat = reconcile.Merchant{Store: env.creds}
 	return engine, client, bucket, nil
-}
-
-// logLevel is the functions' log level: AWS_LAMBDA_LOG_LEVEL, or
-// LOG_LEVEL.
-func logLevel() string {
-	if level := os.Getenv("AWS_LAMBDA_LOG_LEVEL"); level != "" {
-		return level
-	}
-	return os.Getenv("LOG_LEVEL")
 }

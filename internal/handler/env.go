@@ -7,7 +7,7 @@ import (
 	"os"
 	"strings"
 
-	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 
 	"github.com/redpacket-lambda/wxredpack/internal/campaign"
@@ -22,34 +22,19 @@ import (
 // every invocation answers CONFIG_ERROR naming it, so callers see the
 // problem rather than a crashing function.
 func FromEnv(ctx context.Context, op Operation) *Handler {
-	level := os.Getenv("AWS_LAMBDA_LOG_LEVEL")
-	if level == "" {
-		level = os.Getenv("LOG_LEVEL")
+	env, cerr := loadEnvironment(ctx)
+	if cerr != nil {
+		return broken(op, env.settings, env.logger, cerr)
 	}
-	logger := NewLogger(os.Stdout, level)
-	settings, err := SettingsFromEnv(os.Getenv)
-	if err != nil {
-		return broken(op, settings, logger, &credstore.ConfigError{Field: "environment", Reason: err.Error()})
+	settings := env.settings
+	settings.Ledger = env.ledger
+	if env.ledger == nil {
+		env.logger.Warn("WXPAY_LEDGER_TABLE is not set: red packets are sent without a record, repeats of a billno are sent again rather than replayed, and conflicting repeats are left to WeChat")
 	}
-	if settings.Ledger, err = ledgerFromEnv(ctx, logger); err != nil {
-		return broken(op, settings, logger, &credstore.ConfigError{Field: "aws", Reason: "cannot load the AWS SDK configuration", Err: err})
+	if env.campaigns != nil {
+		settings.Window = env.campaigns
 	}
-	table, err := campaignTableFromEnv(ctx)
-	if err != nil {
-		return broken(op, settings, logger, &credstore.ConfigError{Field: "aws", Reason: "cannot load the AWS SDK configuration", Err: err})
-	}
-	if table != nil {
-		settings.Window = table
-	}
-	store, err := credstore.FromEnv(ctx, settings.NewClient, logger)
-	if err != nil {
-		var cerr *credstore.ConfigError
-		if !errors.As(err, &cerr) {
-			cerr = &credstore.ConfigError{Field: "aws", Reason: "cannot load the AWS SDK configuration", Err: err}
-		}
-		return broken(op, settings, logger, cerr)
-	}
-	return New(op, store, settings, logger)
+	return New(op, env.creds, settings, env.logger)
 }
 
 // broken is a handler that answers every request with err.
@@ -60,37 +45,53 @@ func broken(op Operation, settings Settings, logger *slog.Logger, err *credstore
 	return h
 }
 
-// ledgerFromEnv builds the ledger on the DynamoDB table WXPAY_LEDGER_TABLE
-// names, reached as the AWS SDK's configuration says
-// (AWS_ENDPOINT_URL_DYNAMODB among it). Without the variable there is no
-// ledger, which is said once. Nothing is called yet: a table that cannot
-// be reached is found on the first request, which answers
-// LEDGER_UNAVAILABLE and sends nothing.
-func ledgerFromEnv(ctx context.Context, logger *slog.Logger) (ledger.Store, error) {
-	table := strings.TrimSpace(os.Getenv("WXPAY_LEDGER_TABLE"))
-	if table == "" {
-		logger.Warn("WXPAY_LEDGER_TABLE is not set: red packets are sent without a record, repeats of a billno are sent again rather than replayed, and conflicting repeats are left to WeChat")
-		return nil, nil
-	}
-	cfg, err := config.LoadDefaultConfig(ctx)
-	if err != nil {
-		return nil, err
-	}
-	return ledger.NewDynamoDB(dynamodb.NewFromConfig(cfg), table), nil
+// environment is what a function builds from its environment, once per
+// execution environment.
+type environment struct {
+	logger   *slog.Logger
+	settings Settings
+	aws      aws.Config
+	// ledger is the DynamoDB table WXPAY_LEDGER_TABLE names, campaigns
+	// the one WXPAY_CAMPAIGN_TABLE names (the campaigns, and the stack's
+	// shared count of sends per second); nil without the variable.
+	ledger    ledger.Store
+	campaigns *campaign.DynamoDB
+	// creds are the merchant's credentials, from WXPAY_SECRET_ID.
+	creds *credstore.Store
 }
 
-// campaignTableFromEnv is the campaign table WXPAY_CAMPAIGN_TABLE names:
-// the campaigns, and the stack's shared count of sends per second (one
-// item per merchant). Nil without the variable: no campaign shares the
-// merchant's rate.
-func campaignTableFromEnv(ctx context.Context) (*campaign.DynamoDB, error) {
-	table := strings.TrimSpace(os.Getenv("WXPAY_CAMPAIGN_TABLE"))
-	if table == "" {
-		return nil, nil
+// loadEnvironment reads the functions' settings, loads the AWS SDK's
+// configuration once for all their clients (each load costs milliseconds
+// of cold start), and builds the tables the variables name and the
+// credential store. Nothing is called yet: a table or a secret that
+// cannot be reached is found by the first request. Its error, a
+// configuration fault, comes with the logger and the settings read.
+func loadEnvironment(ctx context.Context) (*environment, *credstore.ConfigError) {
+	level := os.Getenv("AWS_LAMBDA_LOG_LEVEL")
+	if level == "" {
+		level = os.Getenv("LOG_LEVEL")
 	}
-	cfg, err := config.LoadDefaultConfig(ctx)
-	if err != nil {
-		return nil, err
+	env := &environment{logger: NewLogger(os.Stdout, level)}
+	var err error
+	if env.settings, err = SettingsFromEnv(os.Getenv); err != nil {
+		return env, &credstore.ConfigError{Field: "environment", Reason: err.Error()}
 	}
-	return campaign.NewDynamoDB(dynamodb.NewFromConfig(cfg), table), nil
+	if env.aws, err = credstore.LoadAWSConfig(ctx); err != nil {
+		var cerr *credstore.ConfigError
+		errors.As(err, &cerr)
+		return env, cerr
+	}
+	var db *dynamodb.Client
+	if table := strings.TrimSpace(os.Getenv("WXPAY_LEDGER_TABLE")); table != "" {
+		db = dynamodb.NewFromConfig(env.aws)
+		env.ledger = ledger.NewDynamoDB(db, table)
+	}
+	if table := strings.TrimSpace(os.Getenv("WXPAY_CAMPAIGN_TABLE")); table != "" {
+		if db == nil {
+			db = dynamodb.NewFromConfig(env.aws)
+		}
+		env.campaigns = campaign.NewDynamoDB(db, table)
+	}
+	env.creds = credstore.FromConfig(env.aws, env.settings.NewClient, env.logger)
+	return env, nil
 }

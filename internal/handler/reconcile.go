@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"os"
 	"reflect"
-	"strings"
 	"time"
 
 	"github.com/go-json-experiment/json"
@@ -60,20 +59,16 @@ func NewReconcile(rec *reconcile.Reconciler, settings Settings, logger *slog.Log
 // configuration fault, a missing WXPAY_LEDGER_TABLE among them, is logged
 // once and every invocation answers CONFIG_ERROR naming it.
 func ReconcileFromEnv(ctx context.Context) *ReconcileHandler {
-	level := os.Getenv("AWS_LAMBDA_LOG_LEVEL")
-	if level == "" {
-		level = os.Getenv("LOG_LEVEL")
-	}
-	logger := NewLogger(os.Stdout, level)
+	env, cerr := loadEnvironment(ctx)
+	logger := env.logger
 	broken := func(settings Settings, err *credstore.ConfigError) *ReconcileHandler {
 		logger.Error("configuration error", slog.String("function", "reconcile"), slog.String("error", err.Error()))
 		h := NewReconcile(nil, settings, logger)
 		h.configErr = err
 		return h
 	}
-	settings, err := SettingsFromEnv(os.Getenv)
-	if err != nil {
-		return broken(settings, &credstore.ConfigError{Field: "environment", Reason: err.Error()})
+	if cerr != nil {
+		return broken(env.settings, cerr)
 	}
 	rec := &reconcile.Reconciler{Logger: logger}
 	for _, b := range []struct {
@@ -85,32 +80,19 @@ func ReconcileFromEnv(ctx context.Context) *ReconcileHandler {
 		{"WXPAY_RECONCILE_BATCH", 100, &rec.Batch},
 		{"WXPAY_RECONCILE_WORKERS", 20, &rec.Workers},
 	} {
+		var err error
 		if *b.setting, err = intEnv(os.Getenv, b.name, 1, b.hi); err != nil {
-			return broken(settings, &credstore.ConfigError{Field: "environment", Reason: err.Error()})
+			return broken(env.settings, &credstore.ConfigError{Field: "environment", Reason: err.Error()})
 		}
 	}
-	if strings.TrimSpace(os.Getenv("WXPAY_LEDGER_TABLE")) == "" {
-		return broken(settings, &credstore.ConfigError{Field: "WXPAY_LEDGER_TABLE", Reason: "is required: the reconciler settles the ledger's red packets"})
+	if env.ledger == nil {
+		return broken(env.settings, &credstore.ConfigError{Field: "WXPAY_LEDGER_TABLE", Reason: "is required: the reconciler settles the ledger's red packets"})
 	}
-	if rec.Ledger, err = ledgerFromEnv(ctx, logger); err != nil {
-		return broken(settings, &credstore.ConfigError{Field: "aws", Reason: "cannot load the AWS SDK configuration", Err: err})
-	}
-	store, err := credstore.FromEnv(ctx, settings.NewClient, logger)
-	if err != nil {
-		var cerr *credstore.ConfigError
-		if !errors.As(err, &cerr) {
-			cerr = &credstore.ConfigError{Field: "aws", Reason: "cannot load the AWS SDK configuration", Err: err}
-		}
-		return broken(settings, cerr)
-	}
-	rec.WeChat = reconcile.Merchant{Store: store}
-	h := NewReconcile(rec, settings, logger)
-	table, err := campaignTableFromEnv(ctx)
-	if err != nil {
-		return broken(settings, &credstore.ConfigError{Field: "aws", Reason: "cannot load the AWS SDK configuration", Err: err})
-	}
-	if table != nil {
-		h.campaigns = &campaign.Engine{Campaigns: table, Logger: logger}
+	rec.Ledger = env.ledger
+	rec.WeChat = reconcile.Merchant{Store: env.creds}
+	h := NewReconcile(rec, env.settings, logger)
+	if env.campaigns != nil {
+		h.campaigns = &campaign.Engine{Campaigns: env.campaigns, Logger: logger}
 	}
 	return h
 }
