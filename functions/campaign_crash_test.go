@@ -81,18 +81,7 @@ func newCrashTables(t *testing.T, st *campaignStack, name, campaignID string) *c
 // campaign's rows, which are all it holds.
 func (c *crashTables) rows(t *testing.T) []scanned {
 	t.Helper()
-	var out []scanned
-	p := dynamodb.NewScanPaginator(c.db, &dynamodb.ScanInput{TableName: aws.String(c.ledger), ConsistentRead: aws.Bool(true)})
-	for p.HasMorePages() {
-		page, err := p.NextPage(context.Background())
-		if err != nil {
-			t.Fatalf("scan %s: %v", c.ledger, err)
-		}
-		for _, raw := range page.Items {
-			out = append(out, decodeScanned(t, raw))
-		}
-	}
-	return out
+	return scanLedger(t, c.db, c.ledger)
 }
 
 // midCall reports whether a row was left in the middle of a send: its

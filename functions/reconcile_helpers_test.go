@@ -106,12 +106,18 @@ type scanned struct {
 // scan reads every item of the table (strongly consistent).
 func (w *recWorld) scan(t testing.TB) []scanned {
 	t.Helper()
+	return scanLedger(t, w.db, w.table)
+}
+
+// scanLedger reads every item of a ledger table (strongly consistent).
+func scanLedger(t testing.TB, db *dynamodb.Client, table string) []scanned {
+	t.Helper()
 	var out []scanned
-	p := dynamodb.NewScanPaginator(w.db, &dynamodb.ScanInput{TableName: aws.String(w.table), ConsistentRead: aws.Bool(true)})
+	p := dynamodb.NewScanPaginator(db, &dynamodb.ScanInput{TableName: aws.String(table), ConsistentRead: aws.Bool(true)})
 	for p.HasMorePages() {
 		page, err := p.NextPage(context.Background())
 		if err != nil {
-			t.Fatalf("scan %s: %v", w.table, err)
+			t.Fatalf("scan %s: %v", table, err)
 		}
 		for _, raw := range page.Items {
 			out = append(out, decodeScanned(t, raw))
