@@ -94,7 +94,7 @@ func showLedger(ctx context.Context, handlers map[string]*handler.Handler, direc
 		other = sent.TotalAmount - 1 // stay in the range that needs no scene_id
 	}
 	fmt.Fprintf(out, "  same billno, other amount (total_amount %d, not %d): refused\n", other, sent.TotalAmount)
-	payload, err := withAmount(first.payload, other)
+	payload, err := withField(first.payload, "total_amount", other)
 	if err != nil {
 		fmt.Fprintf(out, "  %-24s cannot change total_amount: %v\n\n", name, err)
 		return total, unexpected + 1
@@ -135,18 +135,19 @@ func report(out io.Writer, name, ok string, problems []string, answer []byte) in
 	return min(len(problems), 1)
 }
 
-// withAmount returns the JSON request payload with total_amount set to
-// amount, its other fields as they are.
-func withAmount(payload []byte, amount int64) ([]byte, error) {
+// withField returns the JSON request payload with its member name set to
+// value, its other members as they are. The payload must have the member:
+// a sample without it is not the request meant.
+func withField(payload []byte, name string, value any) ([]byte, error) {
 	var req map[string]any
 	dec := json.NewDecoder(bytes.NewReader(payload))
 	dec.UseNumber()
 	if err := dec.Decode(&req); err != nil {
 		return nil, err
 	}
-	if _, ok := req["total_amount"]; !ok {
-		return nil, fmt.Errorf("the sample has no total_amount")
+	if _, ok := req[name]; !ok {
+		return nil, fmt.Errorf("the sample has no %s", name)
 	}
-	req["total_amount"] = amount
+	req[name] = value
 	return json.Marshal(req)
 }

@@ -8,7 +8,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/redpacket-lambda/wxredpack/internal/credstore"
@@ -169,15 +168,9 @@ func withBillno(file, billno string) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	var req map[string]any
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.UseNumber()
-	if err := dec.Decode(&req); err != nil {
-		return nil, err
+	payload, err := withField(b, "mch_billno", billno)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", file, err)
 	}
-	if _, ok := req["mch_billno"]; !ok {
-		return nil, fmt.Errorf("%s has no mch_billno", strings.TrimSpace(file))
-	}
-	req["mch_billno"] = billno
-	return json.Marshal(req)
+	return payload, nil
 }
