@@ -718,9 +718,7 @@ func (e *Engine) logger() *slog.Logger {
 
 // metric logs one EMF line with ms, in the functions' namespace.
 func (e *Engine) metric(ctx context.Context, ms ...metrics.Metric) {
-	entry := metrics.Entry{Namespace: metrics.Namespace, Time: e.now(),
-		Directives: []metrics.Directive{{Dimensions: [][]string{{}}, Metrics: ms}}}
-	e.logger().LogAttrs(ctx, slog.LevelInfo, "metrics", entry.Attrs()...)
+	e.logger().LogAttrs(ctx, slog.LevelInfo, "metrics", metrics.Plain(e.now(), ms...).Attrs()...)
 }
 
 // report writes the campaign's three reports from its rows in the ledger.

@@ -76,6 +76,12 @@ type Entry struct {
 	Directives []Directive
 }
 
+// Plain returns the entry of ms at t in the functions' namespace
+// (Namespace), without dimensions.
+func Plain(t time.Time, ms ...Metric) Entry {
+	return Entry{Namespace: Namespace, Time: t, Directives: []Directive{{Dimensions: [][]string{{}}, Metrics: ms}}}
+}
+
 // Limits of the EMF specification.
 const (
 	// MaxDimensions is the most dimension names in a dimension set.

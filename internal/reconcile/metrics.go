@@ -31,7 +31,7 @@ func (s Summary) Metrics(t time.Time) metrics.Entry {
 			metrics.Count(metrics.UnknownOverOneHour, b.UnknownOverOneHour),
 			metrics.Metric{Name: metrics.OldestUnsettledAgeSeconds, Unit: metrics.UnitSeconds, Value: b.OldestUnsettledAgeSeconds})
 	}
-	return metrics.Entry{Namespace: metrics.Namespace, Time: t, Directives: []metrics.Directive{{Dimensions: [][]string{{}}, Metrics: m}}}
+	return metrics.Plain(t, m...)
 }
 
 // TransitionMetrics are the metrics of s's moves at t, one entry (one
