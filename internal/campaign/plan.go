@@ -446,19 +446,23 @@ func plan(ctx context.Context, c *Campaign, src Source, store ledger.Store, now 
 	if err != nil {
 		return nil, fmt.Errorf("campaign %s: open the file: %w", c.ID, err)
 	}
-	identity, conflicts, err := eachRow(ctx, c, rc, 0, func(row Row) (*RowError, error) {
-		if row.MchBillno == "" {
-			return nil, nil // derived: the campaign's own
-		}
-		old, err := store.Get(ctx, ledger.Key{MchID: c.MchID, MchBillno: row.MchBillno})
-		if errors.Is(err, ledger.ErrNotFound) {
-			return nil, nil
-		}
-		if err != nil {
-			return nil, err
-		}
-		return taken(c, row, old), nil
-	}, nil, now)
+	id := newIdentity(c.MchID, c.Settings)
+	conflicts, err := rowPass{
+		id: &id,
+		// A derived billno is the campaign's own: only given ones are
+		// looked up.
+		need: func(row Row) bool { return row.MchBillno != "" },
+		do: func(row Row) (*RowError, error) {
+			old, err := store.Get(ctx, ledger.Key{MchID: c.MchID, MchBillno: row.MchBillno})
+			if errors.Is(err, ledger.ErrNotFound) {
+				return nil, nil
+			}
+			if err != nil {
+				return nil, err
+			}
+			return taken(c, row, old), nil
+		},
+	}.run(ctx, c, rc, now)
 	rc.Close()
 	changed := []RowError{{Message: "the file changed since it was checked: start it again"}}
 	switch {
@@ -466,7 +470,7 @@ func plan(ctx context.Context, c *Campaign, src Source, store ledger.Store, now 
 		return changed, fmt.Errorf("campaign %s: the file changed since it was checked: %w", c.ID, ErrRefused)
 	case err != nil:
 		return nil, fmt.Errorf("campaign %s: plan: %w", c.ID, err)
-	case identity != c.Identity:
+	case id.String() != c.Identity:
 		return changed, fmt.Errorf("campaign %s: the file changed since it was checked: %w", c.ID, ErrRefused)
 	case len(conflicts) > 0:
 		return conflicts, fmt.Errorf("campaign %s: %d rows' billnos are recorded otherwise: %w", c.ID, len(conflicts), ErrRefused)
@@ -477,9 +481,11 @@ func plan(ctx context.Context, c *Campaign, src Source, store ledger.Store, now 
 		return nil, fmt.Errorf("campaign %s: open the file: %w", c.ID, err)
 	}
 	defer rc.Close()
-	_, conflicts, err = eachRow(ctx, c, rc, c.Planned, func(row Row) (*RowError, error) {
-		return record(ctx, c, row, store, now())
-	}, checkpoint, now)
+	conflicts, err = rowPass{
+		need:       func(row Row) bool { return row.Number > c.Planned },
+		do:         func(row Row) (*RowError, error) { return record(ctx, c, row, store, now()) },
+		checkpoint: checkpoint,
+	}.run(ctx, c, rc, now)
 	switch {
 	case errors.As(err, new(*RowError)):
 		return changed, fmt.Errorf("campaign %s: the file changed since it was checked: %w", c.ID, ErrRefused)
@@ -493,15 +499,25 @@ func plan(ctx context.Context, c *Campaign, src Source, store ledger.Store, now 
 	return nil, nil
 }
 
-// eachRow streams a campaign file, hashes every row into the campaign's
-// identity, and calls do for each row after row from, planWorkers at a
-// time, in batches; after each batch without a RowError, checkpoint (when
-// set) gets the batch's last row, about once a second and at the end. It
-// returns the identity and the RowErrors do found. A row that cannot be
-// read is returned as the error (a *RowError).
-func eachRow(ctx context.Context, c *Campaign, r io.Reader, from int, do func(Row) (*RowError, error),
-	checkpoint func(last int) error, now func() time.Time) (string, []RowError, error) {
-	id := newIdentity(c.MchID, c.Settings)
+// rowPass is one pass over a campaign file.
+type rowPass struct {
+	// id, when set, hashes every row into the campaign's identity.
+	id *identity
+	// need picks the rows do is called for.
+	need func(Row) bool
+	// do is called for the rows needed, planWorkers at a time, in
+	// batches; it returns a row's problem, or an error that stops the
+	// pass.
+	do func(Row) (*RowError, error)
+	// checkpoint, when set, gets the last row of a batch without a
+	// RowError, about once a second and at the end.
+	checkpoint func(last int) error
+}
+
+// run streams the file through the pass and returns the RowErrors do
+// found, in row order. A row that cannot be read is returned as the
+// error (a *RowError).
+func (p rowPass) run(ctx context.Context, c *Campaign, r io.Reader, now func() time.Time) ([]RowError, error) {
 	var (
 		mu        sync.Mutex
 		found     []RowError
@@ -518,7 +534,7 @@ func eachRow(ctx context.Context, c *Campaign, r io.Reader, from int, do func(Ro
 			go func() {
 				defer wg.Done()
 				defer func() { <-sem }()
-				rerr, err := do(row)
+				rerr, err := p.do(row)
 				mu.Lock()
 				defer mu.Unlock()
 				if rerr != nil {
@@ -535,9 +551,9 @@ func eachRow(ctx context.Context, c *Campaign, r io.Reader, from int, do func(Ro
 		}
 		last := batch[len(batch)-1].Number
 		batch = batch[:0]
-		if checkpoint != nil && len(found) == 0 && (now().Sub(lastSaved) >= time.Second || last == c.Rows) {
+		if p.checkpoint != nil && len(found) == 0 && (now().Sub(lastSaved) >= time.Second || last == c.Rows) {
 			lastSaved = now()
-			return checkpoint(last)
+			return p.checkpoint(last)
 		}
 		return nil
 	}
@@ -547,9 +563,11 @@ func eachRow(ctx context.Context, c *Campaign, r io.Reader, from int, do func(Ro
 			err = rerr
 			return false
 		}
-		id.add(row)
-		if row.Number <= from {
-			return true
+		if p.id != nil {
+			p.id.add(row)
+		}
+		if !p.need(row) {
+			return ctx.Err() == nil
 		}
 		batch = append(batch, row)
 		if len(batch) == 4*planWorkers {
@@ -564,7 +582,7 @@ func eachRow(ctx context.Context, c *Campaign, r io.Reader, from int, do func(Ro
 	}
 	err = firstError(firstError(readErr, err), ctx.Err())
 	slices.SortFunc(found, func(a, b RowError) int { return a.Row - b.Row })
-	return id.String(), found, err
+	return found, err
 }
 
 // record writes one row's planned item, or finds it recorded already by
