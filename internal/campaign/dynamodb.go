@@ -474,18 +474,14 @@ func storedTime(t time.Time) time.Time {
 // [A-Za-z0-9_-]. Checked before every write, so that no campaign item can
 // take a pacing item's key.
 func checkStoredID(op, id string) error {
-	if id == "" || len(id) > 64 {
-		return fmt.Errorf("campaign: %s %q: a campaign id is 1 to 64 characters", op, id)
-	}
-	for _, r := range id {
-		if !('a' <= r && r <= 'z' || 'A' <= r && r <= 'Z' || '0' <= r && r <= '9' || r == '_' || r == '-') {
-			return fmt.Errorf("campaign: %s %q: a campaign id has only A-Z, a-z, 0-9, _ and -", op, id)
-		}
+	if !validID(id) {
+		return fmt.Errorf("campaign: %s %q: a campaign id is 1 to 64 of A-Z, a-z, 0-9, _ and -", op, id)
 	}
 	return nil
 }
 
-// listed reports whether List returns c: a runner has work in it.
+// listed reports whether List returns c: it is not over (a runner has
+// work in all but the Paused ones).
 func listed(c *Campaign) bool {
 	return c.State == Planning || c.State == Running || c.State == Paused || c.ReportDue
 }
