@@ -283,9 +283,17 @@ func (h *CampaignsHandler) s3URL(key string) string { return "s3://" + h.bucket 
 
 // settingsKey is where a file's settings are: incoming/NAME.settings.json
 // beside incoming/NAME.csv or NAME.jsonl.
-func settingsKey(object string) string {
-	base := strings.TrimSuffix(strings.TrimSuffix(object, ".csv"), ".jsonl")
-	return base + settingsSuffix
+func settingsKey(object string) string { return dropBase(object) + settingsSuffix }
+
+// dropBase is a dropped object's key without its suffix: incoming/NAME
+// of incoming/NAME.csv, NAME.jsonl and NAME.settings.json.
+func dropBase(key string) string {
+	for _, suffix := range []string{settingsSuffix, ".csv", ".jsonl"} {
+		if base, ok := strings.CutSuffix(key, suffix); ok {
+			return base
+		}
+	}
+	return key
 }
 
 // settingsBeside reads a file's settings from the bucket; found is false
@@ -359,7 +367,7 @@ func (h *CampaignsHandler) objectsCreated(ctx context.Context, payload []byte) e
 func (h *CampaignsHandler) dropped(ctx context.Context, key string) error {
 	object := key
 	if strings.HasSuffix(key, settingsSuffix) {
-		base := strings.TrimSuffix(key, settingsSuffix)
+		base := dropBase(key)
 		object = ""
 		for _, ext := range []string{".csv", ".jsonl"} {
 			_, found, err := h.read(ctx, base+ext)
@@ -409,8 +417,7 @@ func (h *CampaignsHandler) dropped(ctx context.Context, key string) error {
 // campaign: reports/NAME.error.json beside where its reports would be,
 // with the code and message the API would have answered.
 func (h *CampaignsHandler) refusedDrop(ctx context.Context, object, code string, cause error) error {
-	name := strings.TrimPrefix(object, IncomingPrefix)
-	name = strings.TrimSuffix(strings.TrimSuffix(strings.TrimSuffix(name, settingsSuffix), ".csv"), ".jsonl")
+	name := strings.TrimPrefix(dropBase(object), IncomingPrefix)
 	b, _ := marshal(map[string]any{"object": object, "error": map[string]string{"code": code, "message": cause.Error()}})
 	if h.engine.Reports == nil {
 		return nil
